@@ -1,0 +1,3 @@
+from .updetr_head import UPDETRHead
+
+__all__ = ['UPDETRHead']

@@ -1,0 +1,3 @@
+from .updetr import UPDETR
+
+__all__ = ['UPDETR']
