@@ -1,3 +1,7 @@
 from .checkpoint import SAFE_GLOBALS, enable_safe_checkpoints
+from .dist import init_cpu_process_group, setup_cpu_dist
 
-__all__ = ['SAFE_GLOBALS', 'enable_safe_checkpoints']
+__all__ = [
+    'SAFE_GLOBALS', 'enable_safe_checkpoints', 'init_cpu_process_group',
+    'setup_cpu_dist'
+]

@@ -44,6 +44,7 @@ def tiny_model_cfg(model: ConfigDict,
     model.backbone.update(depth=18, init_cfg=None)
     model.neck.update(in_channels=[512], out_channels=embed_dims)
     model.num_queries = num_queries
+    model.test_cfg.max_per_img = num_queries
     if model.get('num_patches', 0):
         model.update(num_patches=num_patches, patch_feat_dims=512)
     for coder in (model.encoder, model.decoder):

@@ -116,8 +116,9 @@ class GroupMaskedDecoder(DetrTransformerDecoder):
             raise ValueError(
                 f'got {num_queries} queries; expected k * {self.group_size} '
                 f'for k <= {self.num_patches} query patches')
-        if self.use_group_mask:
-            # UP-DETR: queries attend only within their own group.
+        if self.use_group_mask and num_queries > self.group_size:
+            # UP-DETR: queries attend only within their own group (a single
+            # group needs no mask).
             kwargs['self_attn_mask'] = group_attention_mask(
                 num_queries, self.group_size, query.device)
         return super().forward(query, key, value, query_pos, key_pos,

@@ -1,0 +1,174 @@
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData
+
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet_updetr.testing import get_config_path, tiny_model_cfg
+
+SHAPES = [(64, 80), (48, 64)]  # two images, padded to 64 x 80
+
+
+def _model(**overrides):
+    cfg = Config.fromfile(get_config_path('_base_/models/updetr_r50.py'))
+    model_cfg = tiny_model_cfg(cfg.model)
+    model_cfg.data_preprocessor = None
+    for key, value in overrides.items():
+        model_cfg[key] = value
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+def _batch(num_patches=2, patch_size=32):
+    inputs = torch.randn(len(SHAPES), 3, 64, 80)
+    samples = []
+    for h, w in SHAPES:
+        sample = DetDataSample(
+            metainfo=dict(
+                img_shape=(h, w),
+                ori_shape=(h, w),
+                batch_input_shape=(64, 80),
+                pad_shape=(64, 80),
+                scale_factor=(1., 1.)))
+        sample.query_patches = torch.randn(num_patches, 3, patch_size,
+                                           patch_size)
+        boxes = torch.tensor([[0., 0., 20., 20.], [10., 10., 40., 30.]])
+        sample.gt_instances = InstanceData(
+            bboxes=boxes[:num_patches],
+            labels=torch.zeros(num_patches, dtype=torch.long))
+        samples.append(sample)
+    return inputs, samples
+
+
+def test_config_values_come_from_the_model():
+    model = _model(num_queries=12, num_patches=3)
+    assert model.decoder.num_queries == 12 and model.decoder.num_patches == 3
+    assert model.bbox_head.bg_cls_weight == 3 / 12
+    assert model.patch2query.in_features == 512
+    assert model.encoder.normalize_before and model.decoder.normalize_before
+
+
+def test_patch_features_land_on_their_group():
+    model = _model().eval()  # N=10, M=2: queries 0-4 patch 0, 5-9 patch 1
+    inputs, samples = _batch()
+    captured = {}
+
+    def spy(module, args, kwargs):
+        captured['query_pos'] = kwargs['query_pos']
+
+    model.decoder.register_forward_pre_hook(spy, with_kwargs=True)
+    with torch.no_grad():
+        model.predict(inputs, samples)
+        # Independent patch features: one image at a time, pooled by hand.
+        for i, sample in enumerate(samples):
+            for p in range(2):
+                feat = model.backbone(sample.query_patches[p:p + 1])[-1]
+                query = model.patch2query(feat.mean(dim=(2, 3)))[0]
+                for q in range(5 * p, 5 * p + 5):
+                    added = (captured['query_pos'][i, q] -
+                             model.query_embedding.weight[q])
+                    torch.testing.assert_close(
+                        added, query, atol=1e-5, rtol=1e-4)
+
+
+def test_patch_dropout_rate_and_eval():
+    model = _model(mask_ratio=0.3).train()
+    feats = torch.randn(4, 2, 512) + 3
+    dropped = torch.stack([
+        model.patch_queries(feats).abs().sum(-1) == 0 for _ in range(200)
+    ])
+    assert abs(dropped.float().mean().item() - 0.3) < 0.02
+    # Drawn per query: queries of one group are not all dropped together.
+    assert (dropped.float().mean(-1) % 1).any()
+    model.eval()
+    assert torch.all(model.patch_queries(feats).abs().sum(-1) > 1e-3)
+
+
+def test_frozen_cnn_is_bit_identical_after_a_step():
+    model = _model().train()
+    assert not model.backbone.training  # BatchNorm in eval mode
+    cfg = Config.fromfile(get_config_path('_base_/schedules/pretrain_60e.py'))
+    optim = build_optim_wrapper(model, cfg.optim_wrapper)
+    in_optim = {id(p) for g in optim.optimizer.param_groups
+                for p in g['params']}
+    assert not in_optim & {id(p) for p in model.backbone.parameters()}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inputs, samples = _batch()
+    optim.update_params(sum(model.loss(inputs, samples).values()))
+    after = model.state_dict()
+    for key, value in before.items():
+        if key.startswith('backbone.'):
+            assert torch.equal(value, after[key]), key
+    for key in ('patch2query.weight', 'query_embedding.weight',
+                'neck.convs.0.conv.weight', 'bbox_head.fc_cls.weight'):
+        assert not torch.equal(before[key], after[key]), key
+
+
+def test_trainable_cnn_gets_gradients():
+    model = _model(freeze_backbone=False).train()
+    inputs, samples = _batch()
+    sum(model.loss(inputs, samples).values()).backward()
+    assert model.backbone.layer4[0].downsample[0].weight.grad.abs().sum() > 0
+
+
+def test_predict_with_fewer_patches_than_groups():
+    model = _model().eval()
+    inputs, samples = _batch(num_patches=1)
+    with torch.no_grad():
+        results = model.predict(inputs, samples)
+    assert len(results[0].pred_instances) == 5
+    assert results[0].pred_group_instances.labels.tolist() == [0]
+    with pytest.raises(ValueError, match='3 query patches'):
+        samples[0].query_patches = torch.randn(3, 3, 32, 32)
+        samples[1].query_patches = torch.randn(3, 3, 32, 32)
+        model.predict(inputs, samples)
+
+
+def test_missing_patches_is_a_clear_error():
+    model = _model().eval()
+    inputs, samples = _batch()
+    del samples[0].query_patches
+    del samples[1].query_patches
+    with pytest.raises(KeyError, match='QueryPatchTransform'):
+        model.predict(inputs, samples)
+
+
+def test_query_shuffle_permutes_the_queries_in_training():
+    model = _model(query_shuffle=True, mask_ratio=0.)
+    decoder_inputs, _ = model.train().pre_decoder(torch.randn(2, 6, 32))
+    pos = decoder_inputs['query_pos'][0]
+    weight = model.query_embedding.weight
+    perm = [(weight == row).all(1).nonzero().item() for row in pos]
+    assert sorted(perm) == list(range(10)) and perm != list(range(10))
+    decoder_inputs, _ = model.eval().pre_decoder(torch.randn(2, 6, 32))
+    assert torch.equal(decoder_inputs['query_pos'][0], weight)
+
+
+def test_without_pretext_is_detr_with_the_same_transformer():
+    head = dict(
+        type='DETRHead',
+        num_classes=3,
+        embed_dims=32,
+        loss_cls=dict(
+            type='CrossEntropyLoss',
+            bg_cls_weight=0.1,
+            use_sigmoid=False,
+            loss_weight=1.0,
+            class_weight=1.0))
+    model = _model(num_patches=0, bbox_head=head).train()
+    assert not hasattr(model, 'patch2query')
+    assert model.encoder.normalize_before
+    inputs, samples = _batch()
+    for sample in samples:
+        del sample.query_patches
+        sample.gt_instances.labels = torch.tensor([2, 1])
+    losses = model.loss(inputs, samples)
+    assert {'loss_cls', 'loss_bbox', 'loss_iou'} <= set(losses)
+    model.eval()
+    with torch.no_grad():
+        results = model.predict(inputs, samples)
+    assert 'pred_group_instances' not in results[0]
+    assert len(results[0].pred_instances) == 10
