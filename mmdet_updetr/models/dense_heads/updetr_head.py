@@ -3,16 +3,15 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import InstanceData
-from torch import Tensor
-
 from mmdet.models.dense_heads import DETRHead
 from mmdet.models.layers.transformer import MLP
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
                          OptInstanceList, reduce_mean)
+from mmengine.structures import InstanceData
+from torch import Tensor
 
 
 @MODELS.register_module()
@@ -104,9 +103,9 @@ class UPDETRHead(DETRHead):
         Args:
             hidden_states (Tensor): Decoder outputs, has shape
                 (num_decoder_layers, bs, num_queries, dim).
-            patch_feats (Tensor): Feature of each query's own query patch,
-                the reconstruction target, has shape (bs, num_queries,
-                patch_feat_dims).
+            patch_feats (Tensor): Features of the query patches, the
+                reconstruction targets, has shape (bs, num_patches,
+                patch_feat_dims); patch ``j`` was cropped at box ``j``.
             batch_data_samples (list[:obj:`DetDataSample`]): The samples,
                 whose ``gt_instances`` hold the query-patch boxes.
 
@@ -124,14 +123,15 @@ class UPDETRHead(DETRHead):
             all_layers_feat_preds=feat_preds[0] if feat_preds else None,
             patch_feats=patch_feats)
 
-    def loss_by_feat(self,
-                     all_layers_cls_scores: Tensor,
-                     all_layers_bbox_preds: Tensor,
-                     batch_gt_instances: InstanceList,
-                     batch_img_metas: List[dict],
-                     batch_gt_instances_ignore: OptInstanceList = None,
-                     all_layers_feat_preds: Optional[Tensor] = None,
-                     patch_feats: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    def loss_by_feat(
+            self,
+            all_layers_cls_scores: Tensor,
+            all_layers_bbox_preds: Tensor,
+            batch_gt_instances: InstanceList,
+            batch_img_metas: List[dict],
+            batch_gt_instances_ignore: OptInstanceList = None,
+            all_layers_feat_preds: Optional[Tensor] = None,
+            patch_feats: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """DETR's losses of every decoder layer plus the reconstruction loss.
 
         Args:
@@ -144,15 +144,15 @@ class UPDETRHead(DETRHead):
             batch_gt_instances_ignore (list, optional): Must be None.
             all_layers_feat_preds (Tensor, optional): Reconstructed features,
                 has shape (num_decoder_layers, bs, num_queries, dim).
-            patch_feats (Tensor, optional): Target feature of each query,
-                has shape (bs, num_queries, dim).
+            patch_feats (Tensor, optional): Features of the query patches,
+                has shape (bs, num_patches, dim).
 
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_iou``,
             ``loss_rec`` and their ``d{i}.`` auxiliary copies.
         """
-        # UP-DETR: ``get_targets`` records the matched queries of each layer.
-        self._matched_queries = []
+        # UP-DETR: ``get_targets`` records the matched patches of each layer.
+        self._matched_patches = []
         loss_dict = super().loss_by_feat(all_layers_cls_scores,
                                          all_layers_bbox_preds,
                                          batch_gt_instances, batch_img_metas,
@@ -161,43 +161,82 @@ class UPDETRHead(DETRHead):
             return loss_dict
         num_layers = len(all_layers_feat_preds)
         for i, (feat_preds, matched) in enumerate(
-                zip(all_layers_feat_preds, self._matched_queries)):
+                zip(all_layers_feat_preds, self._matched_patches)):
             prefix = '' if i == num_layers - 1 else f'd{i}.'
             loss_dict[f'{prefix}loss_rec'] = self.loss_rec_single(
                 feat_preds, patch_feats, matched)
         return loss_dict
 
-    def get_targets(self, *args, **kwargs) -> tuple:
-        """DETR's targets; also records which queries were matched.
+    def get_targets(self, cls_scores_list: List[Tensor],
+                    bbox_preds_list: List[Tensor],
+                    batch_gt_instances: InstanceList,
+                    batch_img_metas: List[dict]) -> tuple:
+        """DETR's targets; also records the patch each query was matched to.
 
         Takes and returns what ``DETRHead.get_targets`` does.
         """
-        targets = super().get_targets(*args, **kwargs)
-        # UP-DETR: a query is matched where its box weight is non-zero.
-        bbox_weights = torch.stack(targets[3])  # (bs, num_queries, 4)
-        self._matched_queries.append(bbox_weights[..., 0] > 0)
+        targets = super().get_targets(cls_scores_list, bbox_preds_list,
+                                      batch_gt_instances, batch_img_metas)
+        # UP-DETR: keep the matching for the reconstruction loss.
+        self._matched_patches.append(
+            torch.stack([
+                self._matched_patch(*args)
+                for args in zip(targets[2], targets[3], batch_gt_instances,
+                                batch_img_metas)
+            ]))
         return targets
+
+    @staticmethod
+    def _matched_patch(bbox_targets: Tensor, bbox_weights: Tensor,
+                       gt_instances: InstanceData, img_meta: dict) -> Tensor:
+        """Index of the patch each query was matched to, -1 if none.
+
+        ``DETRHead`` keeps the assignment to itself, but a matched query's
+        box target is its patch's box, normalised exactly as here, so the
+        patch is found by equality (identical boxes are interchangeable).
+
+        Args:
+            bbox_targets (Tensor): Has shape (num_queries, 4).
+            bbox_weights (Tensor): Has shape (num_queries, 4), non-zero rows
+                for matched queries.
+            gt_instances (:obj:`InstanceData`): The patch boxes.
+            img_meta (dict): With ``img_shape``.
+
+        Returns:
+            Tensor: Long, has shape (num_queries, ).
+        """
+        img_h, img_w = img_meta['img_shape']
+        factor = bbox_targets.new_tensor([img_w, img_h, img_w, img_h])
+        gt_targets = bbox_xyxy_to_cxcywh(gt_instances.bboxes / factor)
+        same = (bbox_targets[:, None] == gt_targets[None]).all(dim=-1)
+        matched = same.to(torch.uint8).argmax(dim=-1) if same.numel() else \
+            bbox_targets.new_zeros(len(bbox_targets), dtype=torch.long)
+        matched[bbox_weights[:, 0] == 0] = -1
+        return matched
 
     def loss_rec_single(self, feat_preds: Tensor, patch_feats: Tensor,
                         matched: Tensor) -> Tensor:
         """Reconstruction loss of one decoder layer on its matched queries.
 
-        As the reference does, a matched query's target is the feature of
-        its own group's patch, and the sum is divided by the number of query
-        patches (averaged over GPUs, at least 1), like the box losses.
+        As in the reference, a matched query reconstructs the feature of the
+        patch it was matched to, and the sum is divided by the number of
+        query patches (averaged over GPUs, at least 1), like the box losses.
 
         Args:
             feat_preds (Tensor): Has shape (bs, num_queries, dim).
-            patch_feats (Tensor): Has shape (bs, num_queries, dim).
-            matched (Tensor): Boolean, has shape (bs, num_queries).
+            patch_feats (Tensor): Has shape (bs, num_patches, dim).
+            matched (Tensor): Matched patch of each query, -1 if none, has
+                shape (bs, num_queries).
 
         Returns:
             Tensor: The weighted loss, a scalar.
         """
-        num_pos = matched.sum().to(feat_preds.dtype)
+        img_inds, query_inds = torch.nonzero(matched >= 0, as_tuple=True)
+        targets = patch_feats[img_inds, matched[img_inds, query_inds]]
+        num_pos = feat_preds.new_tensor(float(len(img_inds)))
         avg_factor = torch.clamp(reduce_mean(num_pos), min=1).item()
         return self.loss_rec(
-            feat_preds[matched], patch_feats[matched], avg_factor=avg_factor)
+            feat_preds[img_inds, query_inds], targets, avg_factor=avg_factor)
 
     def predict(self,
                 hidden_states: Tensor,

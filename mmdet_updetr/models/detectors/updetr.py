@@ -2,13 +2,12 @@
 from typing import Dict, Optional, Tuple
 
 import torch
-from torch import Tensor, nn
-
 from mmdet.models.detectors import DETR
 from mmdet.models.layers import SinePositionalEncoding
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType
+from torch import Tensor, nn
 
 
 @MODELS.register_module()
@@ -83,7 +82,7 @@ class UPDETR(DETR):
             **kwargs)
         self.group_size = num_queries // max(num_patches, 1)
         if freeze_backbone:
-            self.backbone.requires_grad_(False)
+            self.backbone.requires_grad_(False).eval()
 
     def _init_layers(self) -> None:
         """Initialize the transformer, queries and ``patch2query``.
@@ -102,8 +101,7 @@ class UPDETR(DETR):
         self.query_embedding = nn.Embedding(self.num_queries, self.embed_dims)
         assert self.positional_encoding.num_feats * 2 == self.embed_dims
         if self.with_pretext:
-            self.patch2query = nn.Linear(self.patch_feat_dims,
-                                         self.embed_dims)
+            self.patch2query = nn.Linear(self.patch_feat_dims, self.embed_dims)
 
     def train(self, mode: bool = True) -> 'UPDETR':
         """Set the training mode; a frozen CNN stays in eval mode."""
@@ -188,8 +186,7 @@ class UPDETR(DETR):
         queries = self.patch2query(patch_feats).repeat_interleave(
             self.group_size, dim=1)
         if self.training and self.mask_ratio > 0:
-            keep = torch.rand(
-                queries.shape[:2] + (1, ), device=queries.device)
+            keep = torch.rand(queries.shape[:2] + (1, ), device=queries.device)
             queries = queries * (keep > self.mask_ratio).to(queries.dtype)
         return queries
 
@@ -214,8 +211,8 @@ class UPDETR(DETR):
 
         Returns:
             dict: ``hidden_states`` (num_layers, bs, k * N / M, dim) and,
-            with the pretext, ``patch_feats`` (bs, k * N / M, feat_dims), the
-            feature of each query's own patch (the reconstruction target).
+            with the pretext, ``patch_feats`` (bs, k, feat_dims), the
+            reconstruction targets.
         """
         if patch_feats is None:
             return super().forward_decoder(query, query_pos, memory,
@@ -227,8 +224,7 @@ class UPDETR(DETR):
         head_inputs_dict = super().forward_decoder(query[:, :num_queries],
                                                    query_pos, memory,
                                                    memory_mask, memory_pos)
-        head_inputs_dict['patch_feats'] = patch_feats.repeat_interleave(
-            self.group_size, dim=1)
+        head_inputs_dict['patch_feats'] = patch_feats
         return head_inputs_dict
 
     def add_pred_to_datasample(self, data_samples: SampleList,

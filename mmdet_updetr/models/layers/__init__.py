@@ -5,6 +5,6 @@ from .prenorm_layers import (PreNormDetrTransformerDecoderLayer,
 
 __all__ = [
     'GroupMaskedDecoder', 'group_attention_mask',
-    'PreNormDetrTransformerEncoderLayer',
-    'PreNormDetrTransformerDecoderLayer', 'UPDETRTransformerEncoder'
+    'PreNormDetrTransformerEncoderLayer', 'PreNormDetrTransformerDecoderLayer',
+    'UPDETRTransformerEncoder'
 ]

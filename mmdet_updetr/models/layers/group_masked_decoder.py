@@ -2,12 +2,12 @@
 """DETR decoder with UP-DETR's group self-attention mask."""
 import torch
 from mmcv.cnn import build_norm_layer
-from mmengine.model import ModuleList
-from torch import Tensor
-
 from mmdet.models.layers import DetrTransformerDecoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
+from mmengine.model import ModuleList
+from torch import Tensor
+
 from .prenorm_layers import PreNormDetrTransformerDecoderLayer
 
 

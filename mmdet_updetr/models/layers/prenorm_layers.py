@@ -9,14 +9,13 @@ post-norm only. These subclasses keep mmdet's module names (``norms.0``,
 layouts, and post-norm stays mmdet's own code so its checkpoints still load.
 """
 from mmcv.cnn import build_norm_layer
-from mmengine.model import ModuleList
-from torch import Tensor
-
 from mmdet.models.layers import (DetrTransformerDecoderLayer,
                                  DetrTransformerEncoder,
                                  DetrTransformerEncoderLayer)
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
+from mmengine.model import ModuleList
+from torch import Tensor
 
 
 class PreNormDetrTransformerEncoderLayer(DetrTransformerEncoderLayer):

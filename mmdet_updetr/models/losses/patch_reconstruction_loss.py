@@ -3,10 +3,9 @@ from typing import Optional
 
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmdet.models.losses.utils import weighted_loss
 from mmdet.registry import MODELS
+from torch import Tensor
 
 
 @weighted_loss

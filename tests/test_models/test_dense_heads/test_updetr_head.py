@@ -1,8 +1,7 @@
 import torch
 import torch.nn.functional as F
-from mmengine.structures import InstanceData
-
 from mmdet.registry import MODELS
+from mmengine.structures import InstanceData
 
 IMG = dict(img_shape=(100, 100), scale_factor=(1., 1.))
 
@@ -60,12 +59,12 @@ def test_loss_on_hand_built_case():
     boxes = [[0.3, 0.3, 0.4, 0.4], [0.72, 0.52, 0.3, 0.5],
              [0.1, 0.9, 0.1, 0.1], [0.9, 0.1, 0.1, 0.1]]
     logits = torch.tensor([[4., -4.], [2., -2.], [-1., 1.], [-3., 3.]])
-    feat_preds = torch.tensor([[3., 4., 0.], [0., 1., 0.], [1., 1., 1.],
-                               [0., 0., 2.]])
-    patch_feats = torch.tensor([[1., 0., 0.], [1., 0., 0.], [0., 0., 5.],
-                                [0., 0., 5.]])
+    feat_preds = torch.tensor([[3., 4., 0.], [0., 0., 2.], [1., 1., 1.],
+                               [0., 1., 0.]])
+    patch_feats = torch.tensor([[1., 0., 0.], [0., 0., 5.]])
     losses = head.loss_by_feat(
-        logits[None, None], torch.tensor(boxes)[None, None], [gt], [IMG],
+        logits[None, None],
+        torch.tensor(boxes)[None, None], [gt], [IMG],
         all_layers_feat_preds=feat_preds[None, None],
         patch_feats=patch_feats[None])
     # Hungarian: query 0 <-> patch 0 (exact box), query 1 <-> patch 1.
@@ -74,17 +73,21 @@ def test_loss_on_hand_built_case():
         logits, labels, weight=torch.tensor([1., 0.5]))
     l1 = (torch.tensor(boxes[1]) - torch.tensor([0.75, 0.5, 0.3, 0.6])).abs()
     expected_bbox = 5 * l1.sum() / 2
-    gious = [_giou(_xyxy(boxes[0]), [10, 10, 50, 50]),
-             _giou(_xyxy(boxes[1]), [60, 20, 90, 80])]
+    gious = [
+        _giou(_xyxy(boxes[0]), [10, 10, 50, 50]),
+        _giou(_xyxy(boxes[1]), [60, 20, 90, 80])
+    ]
     expected_iou = 2 * sum(1 - g for g in gious) / 2
-    # Reconstruction targets are the matched queries' own group features
-    # (as the reference indexes gt_feature by query): both are patch 0's.
-    # query 0: (0.6, 0.8, 0) vs (1, 0, 0) -> 0.8; query 1: (0, 1, 0) -> 2.
-    expected_rec = (0.8 + 2.0) / 2
+    # A matched query reconstructs the patch it was matched to (as the
+    # reference indexes the targets by ground truth), not its group's:
+    # query 0: (0.6, 0.8, 0) vs patch 0 (1, 0, 0) -> 0.8; query 1, of group
+    # 0 but matched to patch 1: (0, 0, 1) vs (0, 0, 1) -> 0 (vs 2 for its
+    # group's patch).
+    expected_rec = (0.8 + 0.) / 2
     torch.testing.assert_close(losses['loss_cls'], expected_cls)
     torch.testing.assert_close(losses['loss_bbox'], expected_bbox)
-    torch.testing.assert_close(
-        losses['loss_iou'], torch.tensor(expected_iou, dtype=torch.float32))
+    torch.testing.assert_close(losses['loss_iou'],
+                               torch.tensor(expected_iou, dtype=torch.float32))
     torch.testing.assert_close(losses['loss_rec'], torch.tensor(expected_rec))
 
 
@@ -93,10 +96,11 @@ def test_empty_ground_truth():
     gt = InstanceData(
         bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
     hidden = torch.randn(3, 1, 4, 8)
-    losses = head.loss(hidden, torch.randn(1, 4, 3), [_sample(gt)])
+    losses = head.loss(hidden, torch.randn(1, 2, 3), [_sample(gt)])
     assert set(losses) == {
         f'{p}loss_{n}'
-        for p in ('', 'd0.', 'd1.') for n in ('cls', 'bbox', 'iou', 'rec')
+        for p in ('', 'd0.', 'd1.')
+        for n in ('cls', 'bbox', 'iou', 'rec')
     }
     for prefix in ('', 'd0.', 'd1.'):
         assert losses[f'{prefix}loss_cls'] > 0
@@ -106,8 +110,12 @@ def test_empty_ground_truth():
 
 def test_without_reconstruction():
     head = MODELS.build(
-        dict(type='UPDETRHead', num_queries=4, num_patches=1, embed_dims=8,
-             loss_rec=None))
+        dict(
+            type='UPDETRHead',
+            num_queries=4,
+            num_patches=1,
+            embed_dims=8,
+            loss_rec=None))
     assert not hasattr(head, 'feature_align')
     gt = InstanceData(
         bboxes=torch.tensor([[10., 10., 50., 50.]]),
@@ -121,11 +129,11 @@ def test_predict_keeps_query_order_and_group_best():
     cls = torch.tensor([[[0., 1.], [3., 0.], [0., 0.], [-2., 0.]]])
     box = torch.tensor([[[0.5, 0.5, 0.2, 0.2]] * 4])
     (per_query, per_group), = head.predict_by_feat(
-        cls[None], box[None], batch_img_metas=[dict(IMG,
-                                                    scale_factor=(2., 2.))])
+        cls[None],
+        box[None],
+        batch_img_metas=[dict(IMG, scale_factor=(2., 2.))])
     assert per_query.labels.tolist() == [0, 0, 1, 1]
-    torch.testing.assert_close(per_query.scores,
-                               F.softmax(cls[0], -1)[:, 0])
+    torch.testing.assert_close(per_query.scores, F.softmax(cls[0], -1)[:, 0])
     assert per_group.labels.tolist() == [0, 1]
     torch.testing.assert_close(per_group.scores, per_query.scores[[1, 2]])
     # (0.4..0.6) * 100 / scale factor 2.

@@ -1,11 +1,11 @@
 import pytest
 import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
-from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmdet_updetr.testing import get_config_path, tiny_model_cfg
 
 SHAPES = [(64, 80), (48, 64)]  # two images, padded to 64 x 80
@@ -68,8 +68,9 @@ def test_patch_features_land_on_their_group():
                 feat = model.backbone(sample.query_patches[p:p + 1])[-1]
                 query = model.patch2query(feat.mean(dim=(2, 3)))[0]
                 for q in range(5 * p, 5 * p + 5):
-                    added = (captured['query_pos'][i, q] -
-                             model.query_embedding.weight[q])
+                    added = (
+                        captured['query_pos'][i, q] -
+                        model.query_embedding.weight[q])
                     torch.testing.assert_close(
                         added, query, atol=1e-5, rtol=1e-4)
 
@@ -77,9 +78,8 @@ def test_patch_features_land_on_their_group():
 def test_patch_dropout_rate_and_eval():
     model = _model(mask_ratio=0.3).train()
     feats = torch.randn(4, 2, 512) + 3
-    dropped = torch.stack([
-        model.patch_queries(feats).abs().sum(-1) == 0 for _ in range(200)
-    ])
+    dropped = torch.stack(
+        [model.patch_queries(feats).abs().sum(-1) == 0 for _ in range(200)])
     assert abs(dropped.float().mean().item() - 0.3) < 0.02
     # Drawn per query: queries of one group are not all dropped together.
     assert (dropped.float().mean(-1) % 1).any()
@@ -92,8 +92,11 @@ def test_frozen_cnn_is_bit_identical_after_a_step():
     assert not model.backbone.training  # BatchNorm in eval mode
     cfg = Config.fromfile(get_config_path('_base_/schedules/pretrain_60e.py'))
     optim = build_optim_wrapper(model, cfg.optim_wrapper)
-    in_optim = {id(p) for g in optim.optimizer.param_groups
-                for p in g['params']}
+    in_optim = {
+        id(p)
+        for g in optim.optimizer.param_groups
+        for p in g['params']
+    }
     assert not in_optim & {id(p) for p in model.backbone.parameters()}
     before = {k: v.clone() for k, v in model.state_dict().items()}
     inputs, samples = _batch()

@@ -53,16 +53,14 @@ def test_decoder_with_mask_equals_decoding_each_group_alone():
     memory_pos = torch.randn(2, 12, 16)
     pad = torch.zeros(2, 12, dtype=torch.bool)
     pad[1, 9:] = True
-    args = dict(key=memory, value=memory, key_pos=memory_pos,
-                key_padding_mask=pad)
+    args = dict(
+        key=memory, value=memory, key_pos=memory_pos, key_padding_mask=pad)
     full = decoder(query=query, query_pos=query_pos, **args)
     assert full.shape == (2, 2, 6, 16)
     for g in range(3):
         sl = slice(2 * g, 2 * g + 2)
-        alone = decoder(query=query[:, sl], query_pos=query_pos[:, sl],
-                        **args)
-        torch.testing.assert_close(full[:, :, sl], alone, atol=1e-6,
-                                   rtol=1e-5)
+        alone = decoder(query=query[:, sl], query_pos=query_pos[:, sl], **args)
+        torch.testing.assert_close(full[:, :, sl], alone, atol=1e-6, rtol=1e-5)
     # Without the mask the groups see each other and the outputs change.
     unmasked = _decoder(use_group_mask=False)
     unmasked.load_state_dict(decoder.state_dict())
@@ -73,13 +71,22 @@ def test_decoder_with_mask_equals_decoding_each_group_alone():
 def test_decoder_slices_mask_for_fewer_patches():
     decoder = _decoder()
     memory = torch.randn(1, 5, 16)
-    out = decoder(query=torch.randn(1, 4, 16), query_pos=torch.randn(1, 4, 16),
-                  key=memory, value=memory, key_pos=torch.zeros(1, 5, 16),
-                  key_padding_mask=None)
+    out = decoder(
+        query=torch.randn(1, 4, 16),
+        query_pos=torch.randn(1, 4, 16),
+        key=memory,
+        value=memory,
+        key_pos=torch.zeros(1, 5, 16),
+        key_padding_mask=None)
     assert out.shape == (2, 1, 4, 16)
     with pytest.raises(ValueError, match='k \\* 2'):
-        decoder(query=torch.randn(1, 3, 16), query_pos=torch.randn(1, 3, 16),
-                key=memory, value=memory, key_pos=None, key_padding_mask=None)
+        decoder(
+            query=torch.randn(1, 3, 16),
+            query_pos=torch.randn(1, 3, 16),
+            key=memory,
+            value=memory,
+            key_pos=None,
+            key_padding_mask=None)
 
 
 def test_num_patches_must_divide_num_queries():

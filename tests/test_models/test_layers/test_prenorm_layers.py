@@ -60,11 +60,15 @@ def test_prenorm_decoder_layer_follows_reference_order():
                         [[True, True, False, False]] * 2)
     n = layer.norms[0](tgt)
     y = tgt + _attn(layer.self_attn, n + qpos, n + qpos, n, attn_mask=mask)
-    y = y + _attn(layer.cross_attn, layer.norms[1](y) + qpos, mem + mpos,
-                  mem)
+    y = y + _attn(layer.cross_attn, layer.norms[1](y) + qpos, mem + mpos, mem)
     expected = y + _ffn(layer.ffn, layer.norms[2](y))
-    out = layer(tgt, key=mem, value=mem, query_pos=qpos, key_pos=mpos,
-                self_attn_mask=mask)
+    out = layer(
+        tgt,
+        key=mem,
+        value=mem,
+        query_pos=qpos,
+        key_pos=mpos,
+        self_attn_mask=mask)
     torch.testing.assert_close(out, expected)
 
 

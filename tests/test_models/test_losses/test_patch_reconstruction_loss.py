@@ -30,5 +30,5 @@ def test_empty_input_gives_zero_with_gradient():
 
 def test_rejects_unknown_reduction():
     with pytest.raises(AssertionError):
-        PatchReconstructionLoss()(torch.ones(1, 2), torch.ones(1, 2),
-                                  reduction_override='max')
+        PatchReconstructionLoss()(
+            torch.ones(1, 2), torch.ones(1, 2), reduction_override='max')

@@ -1,0 +1,1 @@
+"""Plain-torch re-implementations of reference code, used as test oracles."""

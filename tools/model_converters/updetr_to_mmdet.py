@@ -1,0 +1,122 @@
+"""Convert a reference UP-DETR pre-training checkpoint into ours.
+
+The reference implementation (github.com/dddzg/up-detr) saves
+``{'model': state_dict, 'optimizer': ..., 'args': Namespace, ...}``. This
+tool renames the model's keys (see ``mmdet_updetr.utils.reference_keys``),
+maps the 3-way pretext classifier onto our 2-way one and writes
+``{'state_dict': ..., 'meta': ...}``, which ``load_from`` reads.
+
+Example::
+
+    python tools/model_converters/updetr_to_mmdet.py \\
+        up-detr-pre-training-60ep-imagenet.pth \\
+        checkpoints/updetr_r50_pretrain_imagenet_mmdet.pth
+"""
+import argparse
+import os.path as osp
+import pickle
+from collections import Counter
+from typing import Dict
+
+import torch
+from torch import Tensor
+
+from mmdet_updetr.utils import PRETEXT_CLASS_ROWS, convert_reference_state_dict
+
+UNSAFE_HINT = (
+    'torch.load(weights_only=True) refused {src}: {err}\n'
+    'Reference checkpoints may hold Python objects besides tensors, and '
+    'unpickling such objects can run arbitrary code. Only if you trust '
+    'this file (e.g. downloaded from the authors\' release), rerun with '
+    '--unsafe-load.')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Convert a dddzg/up-detr pre-training checkpoint into '
+        'an mmdet-updetr checkpoint')
+    parser.add_argument('src', help='reference checkpoint ({"model": ...})')
+    parser.add_argument('dst', help='where to save the converted checkpoint')
+    parser.add_argument(
+        '--unsafe-load',
+        action='store_true',
+        help='load SRC with weights_only=False (unpickles arbitrary '
+        'objects: only for a file you trust)')
+    return parser.parse_args()
+
+
+def load_reference_checkpoint(src: str, unsafe_load: bool = False) -> dict:
+    """Load a reference checkpoint onto the CPU.
+
+    ``argparse.Namespace`` (the reference's ``args`` entry, a plain
+    attribute holder) is allowed in the weights-only load; anything else
+    beyond tensors and containers needs ``unsafe_load``.
+
+    Args:
+        src (str): Path of the checkpoint.
+        unsafe_load (bool): Load with ``weights_only=False``.
+
+    Returns:
+        dict: The loaded checkpoint.
+    """
+    if unsafe_load:
+        return torch.load(src, map_location='cpu', weights_only=False)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(src, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise SystemExit(UNSAFE_HINT.format(src=src, err=err)) from err
+
+
+def get_model_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
+    """Return the ``'model'`` entry (or the checkpoint if it is one)."""
+    if 'model' in checkpoint:
+        return checkpoint['model']
+    if all(isinstance(v, Tensor) for v in checkpoint.values()):
+        return checkpoint
+    raise KeyError(f'no "model" entry among {sorted(checkpoint)}: is this a '
+                   'reference (dddzg/up-detr) checkpoint?')
+
+
+def summarize(src_sd: Dict[str, Tensor], dst_sd: Dict[str, Tensor]) -> str:
+    """A short report of the conversion, per top-level module."""
+    groups = Counter(key.split('.')[0] for key in dst_sd)
+    added = [k for k in dst_sd if k.endswith('num_batches_tracked')]
+    lines = [
+        f'converted {len(src_sd)} reference keys into {len(dst_sd)} keys',
+        f'  added {len(added)} BN num_batches_tracked buffers (zeros)',
+        f'  classifier rows {list(PRETEXT_CLASS_ROWS)} of the reference '
+        '(patch, no object) -> bbox_head.fc_cls [patch, no match]'
+    ]
+    lines += [f'  {name}: {num} keys' for name, num in sorted(groups.items())]
+    return '\n'.join(lines)
+
+
+def convert(src: str, dst: str, unsafe_load: bool = False) -> dict:
+    """Convert ``src`` and save ``{'state_dict', 'meta'}`` to ``dst``.
+
+    Returns:
+        dict: The saved checkpoint.
+    """
+    checkpoint = load_reference_checkpoint(src, unsafe_load)
+    src_sd = get_model_state_dict(checkpoint)
+    state_dict = convert_reference_state_dict(src_sd, pretext=True)
+    meta = dict(
+        converted_from=osp.basename(src),
+        source='dddzg/up-detr pre-training (random query patch detection)')
+    if isinstance(checkpoint.get('epoch'), int):
+        meta['epoch'] = checkpoint['epoch']
+    out = dict(state_dict=state_dict, meta=meta)
+    torch.save(out, dst)
+    print(summarize(src_sd, state_dict))
+    print(f'saved to {dst}')
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    convert(args.src, args.dst, args.unsafe_load)
+
+
+if __name__ == '__main__':
+    main()
