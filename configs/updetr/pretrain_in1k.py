@@ -1,0 +1,20 @@
+# UP-DETR pre-training on ImageNet-1k train, labels unused: R50 frozen at
+# self-supervised (SwAV) weights, pre-norm transformer, N=100, M=10.
+# 8 GPUs x 32 images, 60 epochs, lr x0.1 at epoch 40 (auto_scale_lr: 256).
+#   tools/dist_train.sh configs/updetr/pretrain_in1k.py 8
+_base_ = [
+    '../_base_/models/updetr_r50.py',
+    '../_base_/datasets/imagenet_unlabeled.py',
+    '../_base_/schedules/pretrain_60e.py', 'mmdet::_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
+
+# Set this to your self-supervised ResNet-50 (the paper: SwAV, 800 epochs,
+# https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar).
+model = dict(
+    backbone=dict(
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/swav_800ep_pretrain.pth.tar')))
+
+default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
