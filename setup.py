@@ -1,7 +1,6 @@
 """Packaging for mmdet-updetr (``pip install -e .``)."""
 import re
 from pathlib import Path
-
 from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent
