@@ -15,9 +15,11 @@ import os.path as osp
 import cv2
 import numpy as np
 from mmcv.transforms import Compose
-from mmdet.apis import init_detector
+from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
+from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.runner import load_checkpoint
 
 import mmdet_updetr  # noqa: F401
 from mmdet_updetr.datasets.demo_photos import write_demo_photos
@@ -38,6 +40,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', default='query_patch_detection.png')
     parser.add_argument('--device', default='cpu')
     return parser.parse_args()
+
+
+def load_model(config: str, checkpoint: str, device: str):
+    """The pre-training model with the checkpoint's weights, in eval mode.
+
+    (mmdet's ``init_detector`` wants a test dataloader, which pre-training
+    configs do not have.)
+    """
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    model.cfg = cfg
+    return model.to(device).eval()
 
 
 def build_pipeline(cfg, num_patches: int) -> Compose:
@@ -88,7 +104,7 @@ def draw(img: np.ndarray, patches: np.ndarray, pred, gt_boxes: np.ndarray):
 def main() -> None:
     args = parse_args()
     register_all_modules()
-    model = init_detector(args.config, args.checkpoint, device=args.device)
+    model = load_model(args.config, args.checkpoint, args.device)
     img_path = args.img or write_demo_photos('data/demo_photos')[0]
     num_patches = args.num_patches or model.num_patches
     pipeline = build_pipeline(model.cfg, num_patches)

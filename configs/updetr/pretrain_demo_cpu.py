@@ -1,7 +1,7 @@
 # Tiny CPU demo of UP-DETR pre-training on the photos scikit-image ships
 # (written to data/demo_photos on first use): ResNet-18 from scratch, 2+2
 # pre-norm transformer layers of width 128, N=30 queries, M=3 query patches.
-# 1 CPU process x 2 images, 40 epochs (a few minutes on 2 cores):
+# 1 CPU process x 2 images, 100 epochs (a few minutes on 2 cores):
 #   python tools/train.py configs/updetr/pretrain_demo_cpu.py
 _base_ = './pretrain_in1k.py'
 
@@ -52,10 +52,10 @@ train_dataloader = dict(
 optim_wrapper = dict(
     optimizer=dict(lr=2e-4),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0)}))
-max_epochs = 40
+max_epochs = 100
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='MultiStepLR', end=max_epochs, by_epoch=True, milestones=[30])
+    dict(type='MultiStepLR', end=max_epochs, by_epoch=True, milestones=[80])
 ]
 auto_scale_lr = dict(base_batch_size=2)
 default_hooks = dict(

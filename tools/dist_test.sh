@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Distributed testing: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+# GPUS processes per node, launched by torchrun. On a CPU-only torch the
+# processes run with gloo (see mmdet_updetr.engine.setup_cpu_dist).
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
+
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+
+PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)":$PYTHONPATH \
+torchrun \
+    --nnodes=$NNODES \
+    --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$GPUS \
+    --master_port=$PORT \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch \
+    "${@:4}"
