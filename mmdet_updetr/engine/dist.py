@@ -94,12 +94,11 @@ def setup_cpu_dist(cfg: Config, launcher: str) -> bool:
     available: sets ``env_cfg.dist_cfg.backend`` to 'gloo', sets
     ``cfg.model_wrapper_cfg`` to ``MMDistributedDataParallel`` with
     ``device_ids=None`` unless the config has a ``model_wrapper_cfg``
-    (``find_unused_parameters`` is taken from the config, as mmengine's
-    default wrapper does; buffers are broadcast from rank 0 at every
-    forward, DDP's default, which torch prefers to the deprecated
-    ``broadcast_buffers=False``), and initialises the process group with gloo
-    (see :func:`init_cpu_process_group`) unless one exists. Call it before
-    the Runner is built.
+    (``find_unused_parameters`` from the config, as in mmengine's default
+    wrapper; DDP's default buffer broadcast from rank 0 is kept, as torch
+    deprecates ``broadcast_buffers=False``), and initialises the process
+    group with gloo (see :func:`init_cpu_process_group`) unless one exists.
+    Call it before the Runner is built.
 
     Args:
         cfg (:obj:`Config`): The run's config, modified in place.
