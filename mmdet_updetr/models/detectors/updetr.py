@@ -9,6 +9,8 @@ from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
+from mmdet_updetr.utils import UPDETRPretrainedInit
+
 
 @MODELS.register_module()
 class UPDETR(DETR):
@@ -102,6 +104,25 @@ class UPDETR(DETR):
         assert self.positional_encoding.num_feats * 2 == self.embed_dims
         if self.with_pretext:
             self.patch2query = nn.Linear(self.patch_feat_dims, self.embed_dims)
+
+    def init_weights(self) -> None:
+        """DETR's initialisation, then an ``UPDETRPretrained`` init_cfg.
+
+        ``DETR.init_weights`` re-draws the transformer (xavier) after the
+        init_cfg of this module has been applied, so a pre-training
+        checkpoint given as ``init_cfg=dict(type='UPDETRPretrained', ...)``
+        is loaded here, last (see ``mmdet_updetr/utils/pretrained_init.py``).
+        """
+        init_cfgs = self.init_cfg or []
+        init_cfgs = [init_cfgs] if isinstance(init_cfgs, dict) else init_cfgs
+        pretrained = [c for c in init_cfgs if c['type'] == 'UPDETRPretrained']
+        self.init_cfg = [c for c in init_cfgs if c not in pretrained] or None
+        super().init_weights()
+        # UP-DETR: the pre-training checkpoint overwrites DETR's init.
+        for cfg in pretrained:
+            args = {k: v for k, v in cfg.items() if k != 'type'}
+            UPDETRPretrainedInit(**args)(self)
+        self.init_cfg = init_cfgs or None
 
     def train(self, mode: bool = True) -> 'UPDETR':
         """Set the training mode; a frozen CNN stays in eval mode."""
