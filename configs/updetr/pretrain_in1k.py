@@ -9,12 +9,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
 
-# Set this to your self-supervised ResNet-50 (the paper: SwAV, 800 epochs,
-# https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar).
-model = dict(
-    backbone=dict(
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/swav_800ep_pretrain.pth.tar')))
+# The frozen CNN is SwAV's ResNet-50, set in ../_base_/models/updetr_r50.py
+# (model.backbone.init_cfg); put the file at
+# checkpoints/swav_800ep_pretrain.pth.tar or point the key elsewhere.
 
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))

@@ -1,11 +1,14 @@
 from .pretrained_init import UPDETRPretrainedInit, describe_mismatch
-from .reference_keys import (DETR_KEY_RULES, PRETEXT_CLASS_ROWS,
+from .reference_keys import (COCO_CATEGORY_IDS, COCO_REFERENCE_NUM_OUTPUTS,
+                             DETR_KEY_RULES, PRE_NORM_KEY, PRETEXT_CLASS_ROWS,
                              PRETEXT_KEY_RULES, add_num_batches_tracked,
-                             convert_reference_state_dict, map_reference_key,
-                             select_class_rows)
+                             coco_class_rows, convert_reference_state_dict,
+                             map_reference_key, select_class_rows)
 
 __all__ = [
     'DETR_KEY_RULES', 'PRETEXT_KEY_RULES', 'PRETEXT_CLASS_ROWS',
     'map_reference_key', 'select_class_rows', 'add_num_batches_tracked',
-    'convert_reference_state_dict', 'UPDETRPretrainedInit', 'describe_mismatch'
+    'convert_reference_state_dict', 'UPDETRPretrainedInit',
+    'describe_mismatch', 'COCO_CATEGORY_IDS', 'COCO_REFERENCE_NUM_OUTPUTS',
+    'PRE_NORM_KEY', 'coco_class_rows'
 ]

@@ -67,6 +67,46 @@ PRETEXT_KEY_RULES: Tuple[KeyRule, ...] = (
 PRETEXT_CLASS_ROWS: Tuple[int, ...] = (1, 2)
 
 _CLS_KEYS = ('bbox_head.fc_cls.weight', 'bbox_head.fc_cls.bias')
+
+#: COCO category ids of mmdet's 80 COCO classes, in the order of
+#: ``CocoDataset.METAINFO['classes']`` (ascending ids). The reference
+#: detectors' classifier row ``i`` is category id ``i`` (ids 1..90, 11 of
+#: them unused), row 91 "no object".
+COCO_CATEGORY_IDS: Tuple[int,
+                         ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15,
+                                 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27,
+                                 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+                                 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52,
+                                 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+                                 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78,
+                                 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90)
+
+#: Classifier outputs of the reference detectors trained on COCO.
+COCO_REFERENCE_NUM_OUTPUTS = 92
+
+#: A key that only a pre-norm transformer (UP-DETR) has.
+PRE_NORM_KEY = 'transformer.encoder.norm.weight'
+
+
+def coco_class_rows(
+        category_ids: Sequence[int] = COCO_CATEGORY_IDS,
+        no_object_row: int = COCO_REFERENCE_NUM_OUTPUTS - 1) -> List[int]:
+    """Reference classifier rows in the order of mmdet's ``DETRHead``.
+
+    mmdet's softmax ``DETRHead`` has ``num_classes + 1`` outputs, the
+    classes in the dataset's order and background last.
+
+    Args:
+        category_ids (Sequence[int]): The category id of each of our
+            classes, in our order. Defaults to :data:`COCO_CATEGORY_IDS`.
+        no_object_row (int): The reference's "no object" row. Defaults to 91.
+
+    Returns:
+        list[int]: ``category_ids`` followed by ``no_object_row``.
+    """
+    return list(category_ids) + [no_object_row]
+
+
 _BN_BUFFER = 'running_var'
 
 

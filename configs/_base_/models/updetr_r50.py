@@ -24,7 +24,13 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         style='pytorch',
-        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
+        # The paper's CNN, for pre-training and for the DETR baselines alike:
+        # SwAV's self-supervised ResNet-50 (800 epochs), from
+        # https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar
+        # ('torchvision://resnet50' gives the supervised-CNN rows of Table 2).
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/swav_800ep_pretrain.pth.tar')),
     neck=dict(
         type='ChannelMapper',
         in_channels=[2048],
