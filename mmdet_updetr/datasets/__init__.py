@@ -1,9 +1,11 @@
 from .demo_photos import DemoPhotoDataset
-from .transforms import (PackUPDETRInputs, QueryPatchTransform,
-                         SafeLoadImageFromFile)
+from .oneshot_voc import OneShotVOCDataset
+from .transforms import (LoadOneShotQuery, PackUPDETRInputs,
+                         QueryPatchTransform, SafeLoadImageFromFile)
 from .unlabeled_dataset import UnlabeledImageDataset
 
 __all__ = [
     'UnlabeledImageDataset', 'DemoPhotoDataset', 'SafeLoadImageFromFile',
-    'QueryPatchTransform', 'PackUPDETRInputs'
+    'QueryPatchTransform', 'PackUPDETRInputs', 'OneShotVOCDataset',
+    'LoadOneShotQuery'
 ]

@@ -1,1 +1,3 @@
-__all__ = []
+from .oneshot_voc_metric import OneShotVOCMetric, episodes_ap
+
+__all__ = ['OneShotVOCMetric', 'episodes_ap']

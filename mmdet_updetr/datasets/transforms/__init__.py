@@ -1,5 +1,9 @@
 from .formatting import PackUPDETRInputs
 from .loading import SafeLoadImageFromFile
+from .oneshot_query import LoadOneShotQuery
 from .query_patch import QueryPatchTransform
 
-__all__ = ['PackUPDETRInputs', 'QueryPatchTransform', 'SafeLoadImageFromFile']
+__all__ = [
+    'PackUPDETRInputs', 'QueryPatchTransform', 'SafeLoadImageFromFile',
+    'LoadOneShotQuery'
+]

@@ -34,6 +34,10 @@ class UPDETRHead(DETRHead):
         loss_rec (:obj:`ConfigDict` or dict, optional): Config of the
             feature reconstruction loss; None switches reconstruction (and
             ``feature_align``) off. Defaults to ``PatchReconstructionLoss``.
+        bg_cls_weight (float, optional): Weight of the no-match class; None
+            derives it as ``M / N`` (the pretext). One-shot detection sets
+            DETR's 0.1, since ``M / N`` would be 1 / N there.
+            Defaults to None.
         **kwargs: Other arguments of ``DETRHead``; ``num_classes`` is 1.
     """
 
@@ -48,14 +52,17 @@ class UPDETRHead(DETRHead):
                      class_weight=1.0),
                  loss_rec: OptConfigType = dict(
                      type='PatchReconstructionLoss', loss_weight=1.0),
+                 bg_cls_weight: Optional[float] = None,
                  **kwargs) -> None:
         self.num_queries = num_queries
         self.num_patches = num_patches
         self.patch_feat_dims = patch_feat_dims
         self.with_rec = loss_rec is not None
         # UP-DETR: DETRHead turns bg_cls_weight into a class-weight vector
-        # only for DETRHead itself (SPEC §4), so build it here, from M / N.
-        bg_cls_weight = num_patches / num_queries
+        # only for DETRHead itself (SPEC §4), so build it here, from M / N
+        # unless given.
+        if bg_cls_weight is None:
+            bg_cls_weight = num_patches / num_queries
         loss_cls = dict(loss_cls)
         loss_cls.pop('bg_cls_weight', None)
         loss_cls['class_weight'] = [

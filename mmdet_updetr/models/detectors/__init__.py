@@ -1,3 +1,4 @@
 from .updetr import UPDETR
+from .updetr_oneshot import OneShotUPDETR
 
-__all__ = ['UPDETR']
+__all__ = ['UPDETR', 'OneShotUPDETR']

@@ -1,0 +1,142 @@
+# Copyright (c) mmdet-updetr contributors. All rights reserved.
+"""The query crop of one-shot detection: an object from another image."""
+from typing import Optional, Sequence, Tuple, Union
+
+import mmcv
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmdet.registry import TRANSFORMS
+from mmengine.fileio import get
+
+from .query_patch import QueryPatchTransform
+
+
+@TRANSFORMS.register_module()
+class LoadOneShotQuery(BaseTransform):
+    """Load the query image of a one-shot pair and crop its query object.
+
+    :class:`~mmdet_updetr.datasets.OneShotVOCDataset` names, per sample, the
+    image and the ground-truth box of the query object (``query_img_path``,
+    ``query_bbox``). This transform reads that image, crops the box, resizes
+    it to ``patch_size`` (aspect ratio not kept) and draws its augmentation
+    exactly as :class:`QueryPatchTransform` does for the pre-training patches
+    (the same code, with one patch): SimCLR-style colour jitter, grayscale
+    and Gaussian blur, drawn here under ``cache_randomness`` and applied by
+    :class:`UPDETRDataPreprocessor`. So :class:`PackUPDETRInputs` and the
+    data preprocessor work unchanged, with ``M = 1``.
+
+    Required Keys:
+
+    - query_img_path (str): The image holding the query object.
+    - query_bbox (list[float] | np.ndarray): Its box, absolute
+      ``[x1, y1, x2, y2]`` in that image.
+
+    Added Keys:
+
+    - query_patches (np.uint8): (1, ph, pw, 3) BGR crop.
+    - query_patch_aug (np.float32): (1, P) augmentation parameters, the
+      identity with ``augment=False``.
+
+    Args:
+        patch_size (int | tuple[int, int]): Output size of the crop, an int
+            for a square or ``(w, h)``. Defaults to 128.
+        augment (bool): Draw augmentation parameters (training). If False
+            the crop is left as it is (testing). Defaults to True.
+        jitter (Sequence[float]): Brightness, contrast, saturation and hue
+            strengths. Defaults to (0.4, 0.4, 0.4, 0.1).
+        jitter_prob (float): Probability of the colour jitter.
+            Defaults to 0.8.
+        gray_prob (float): Probability of the grayscale conversion.
+            Defaults to 0.2.
+        blur_prob (float): Probability of the Gaussian blur. Defaults to 0.5.
+        blur_sigma (Sequence[float]): Range of the blur's sigma in pixels.
+            Defaults to (0.1, 2.0).
+        interpolation (str): Interpolation of the resize. Defaults to
+            'bilinear'.
+        backend_args (dict, optional): File backend of the query image.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 patch_size: Union[int, Tuple[int, int]] = 128,
+                 augment: bool = True,
+                 jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
+                 jitter_prob: float = 0.8,
+                 gray_prob: float = 0.2,
+                 blur_prob: float = 0.5,
+                 blur_sigma: Sequence[float] = (0.1, 2.0),
+                 interpolation: str = 'bilinear',
+                 backend_args: Optional[dict] = None) -> None:
+        # UP-DETR: one query patch, cropped and augmented as in pre-training.
+        self.patcher = QueryPatchTransform(
+            num_patches=1,
+            patch_size=patch_size,
+            augment=augment,
+            jitter=jitter,
+            jitter_prob=jitter_prob,
+            gray_prob=gray_prob,
+            blur_prob=blur_prob,
+            blur_sigma=blur_sigma,
+            interpolation=interpolation)
+        self.backend_args = backend_args
+
+    @staticmethod
+    def crop_box(bbox: Sequence[float], width: int, height: int) -> np.ndarray:
+        """Integer crop window of a box: floor / ceil, clipped, >= 1 px.
+
+        Args:
+            bbox (Sequence[float]): Absolute ``[x1, y1, x2, y2]``.
+            width (int): Image width.
+            height (int): Image height.
+
+        Returns:
+            np.ndarray: int64 ``[[x1, y1, x2, y2]]``, shape (1, 4).
+        """
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        x1 = min(max(int(np.floor(x1)), 0), width - 1)
+        y1 = min(max(int(np.floor(y1)), 0), height - 1)
+        x2 = min(max(int(np.ceil(x2)), x1 + 1), width)
+        y2 = min(max(int(np.ceil(y2)), y1 + 1), height)
+        return np.array([[x1, y1, x2, y2]], dtype=np.int64)
+
+    def transform(self, results: dict) -> dict:
+        """Crop the query object and draw its augmentation.
+
+        Args:
+            results (dict): Result dict with ``query_img_path`` and
+                ``query_bbox``.
+
+        Returns:
+            dict: The result dict with ``query_patches`` and
+            ``query_patch_aug``.
+        """
+        for key in ('query_img_path', 'query_bbox'):
+            if key not in results:
+                raise KeyError(
+                    f'LoadOneShotQuery needs `{key}` in the results: use it '
+                    'with OneShotVOCDataset (or a dataset that names the '
+                    'query image and box of each sample).')
+        path = results['query_img_path']
+        img = mmcv.imfrombytes(
+            get(path, backend_args=self.backend_args), flag='color')
+        if img is None:
+            raise ValueError(f'LoadOneShotQuery: cannot decode {path}')
+        height, width = img.shape[:2]
+        box = self.crop_box(results['query_bbox'], width, height)
+        results['query_patches'] = self.patcher._crop_patches(img, box)
+        results['query_patch_aug'] = self.patcher._draw_aug_params()
+        return results
+
+    def __repr__(self) -> str:
+        p = self.patcher
+        repr_str = self.__class__.__name__
+        repr_str += f'(patch_size={p.patch_size}, '
+        repr_str += f'augment={p.augment}, '
+        repr_str += f'jitter={p.jitter}, '
+        repr_str += f'jitter_prob={p.jitter_prob}, '
+        repr_str += f'gray_prob={p.gray_prob}, '
+        repr_str += f'blur_prob={p.blur_prob}, '
+        repr_str += f'blur_sigma={p.blur_sigma}, '
+        repr_str += f"interpolation='{p.interpolation}', "
+        repr_str += f'backend_args={self.backend_args})'
+        return repr_str

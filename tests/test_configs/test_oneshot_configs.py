@@ -1,0 +1,96 @@
+"""The one-shot VOC configs: model, recipe, data, optimizer."""
+import copy
+import re
+
+import pytest
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from mmdet_updetr.testing import get_config_path, get_tiny_cfg
+
+ONESHOT = [
+    f'updetr/{role}_voc0712_{epochs}e.py'
+    for role in ('oneshot', 'detr_oneshot') for epochs in (150, 300)
+]
+
+
+def _load(name):
+    return Config.fromfile(get_config_path(name))
+
+
+@pytest.mark.parametrize('name', ONESHOT)
+def test_model_and_recipe(name):
+    cfg = _load(name)
+    pretrain = _load('updetr/pretrain_in1k.py').model
+    model = cfg.model
+    assert model.type == 'OneShotUPDETR'
+    assert model.num_patches == 1 and model.mask_ratio == 0
+    assert not model.freeze_backbone
+    for key in ('encoder', 'decoder', 'neck', 'positional_encoding',
+                'num_queries', 'patch_feat_dims'):
+        assert model[key] == pretrain[key], key
+    assert model.bbox_head.type == 'UPDETRHead'
+    assert model.bbox_head.loss_rec is None
+    assert model.bbox_head.bg_cls_weight == 0.1
+    epochs = int(re.search(r'_(\d+)e\.py$', name).group(1))
+    assert cfg.train_cfg.max_epochs == epochs
+    assert cfg.param_scheduler[0].milestones == {
+        150: [100],
+        300: [200]
+    }[epochs]
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.auto_scale_lr.base_batch_size == 8 * 4
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='AdamW', lr=1e-4, weight_decay=1e-4)
+    header = open(get_config_path(name)).read().split('\n_base_')[0]
+    assert '8 GPUs x 4 images' in header and f'{epochs} epochs' in header
+    if name.startswith('updetr/oneshot'):
+        assert model.init_cfg == dict(
+            type='UPDETRPretrained',
+            checkpoint='work_dirs/pretrain_in1k/epoch_60.pth',
+            keep_classifier=True)
+        assert model.backbone.init_cfg is None
+    else:
+        assert model.get('init_cfg') is None
+        assert model.backbone.init_cfg.type == 'Pretrained'
+
+
+def test_data():
+    cfg = _load('updetr/oneshot_voc0712_300e.py')
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'OneShotVOCDataset'
+    assert train.unseen_classes == ('aeroplane', 'cat', 'cow', 'sheep')
+    assert [d.data_prefix.sub_data_root
+            for d in train.dataset.datasets] == ['VOC2007/', 'VOC2012/']
+    assert [t.type for t in train.pipeline] == [
+        'LoadImageFromFile', 'LoadAnnotations', 'LoadOneShotQuery',
+        'RandomFlip', 'RandomChoice', 'PackUPDETRInputs'
+    ]
+    assert train.pipeline[2].augment and train.pipeline[2].patch_size == 128
+    test = cfg.test_dataloader.dataset
+    assert test.test_mode and test.num_draws == 5
+    assert test.dataset.ann_file == 'VOC2007/ImageSets/Main/test.txt'
+    query = [t for t in test.pipeline if t.type == 'LoadOneShotQuery'][0]
+    assert not query.augment
+    pack = test.pipeline[-1]
+    assert {'oneshot_class', 'oneshot_draw'} <= set(pack.meta_keys)
+    assert cfg.test_evaluator.type == 'OneShotVOCMetric'
+    assert cfg.test_evaluator.iou_thr == 0.5
+
+
+def test_optimizer_lrs_of_the_tiny_model():
+    cfg = get_tiny_cfg('updetr/oneshot_voc0712_150e.py', num_patches=1)
+    cfg.model.init_cfg = None
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    names = {id(p): n for n, p in model.named_parameters()}
+    lrs = {
+        names[id(p)]: g['lr']
+        for g in optim_wrapper.optimizer.param_groups
+        for p in g['params'] if p.requires_grad
+    }
+    assert {lr for n, lr in lrs.items() if n.startswith('backbone.')} == {5e-5}
+    assert lrs['patch2query.weight'] == 1e-4
+    assert lrs['bbox_head.fc_cls.weight'] == 1e-4
+    assert 'backbone.layer4.1.conv2.weight' in lrs

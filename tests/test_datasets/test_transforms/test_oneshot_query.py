@@ -1,0 +1,64 @@
+import cv2
+import numpy as np
+import pytest
+
+from mmdet_updetr.datasets.transforms import (LoadOneShotQuery,
+                                              QueryPatchTransform)
+from mmdet_updetr.models.data_preprocessors.patch_augmentation import (
+    IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS)
+
+
+@pytest.fixture
+def query_file(tmp_path):
+    """A 60 x 80 image, black but for a (B, G, R) = (10, 200, 30) block at
+    x 20..49, y 10..29, with a white pixel column right of it."""
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[10:30, 20:50] = (10, 200, 30)
+    img[:, 50] = 255
+    path = tmp_path / 'query.png'
+    cv2.imwrite(str(path), img)
+    return str(path)
+
+
+def test_crop_is_the_query_box_resized(query_file):
+    transform = LoadOneShotQuery(patch_size=(24, 16), augment=False)
+    results = transform(
+        dict(query_img_path=query_file, query_bbox=[20., 10., 50., 30.]))
+    patch = results['query_patches']
+    assert patch.shape == (1, 16, 24, 3) and patch.dtype == np.uint8
+    # Only the block: neither the black border nor the white column.
+    assert (patch == np.array([10, 200, 30], np.uint8)).all()
+    np.testing.assert_array_equal(results['query_patch_aug'],
+                                  [IDENTITY_AUG_PARAMS])
+
+
+def test_crop_window_rounds_outwards_and_clips():
+    assert LoadOneShotQuery.crop_box([2.4, 3.6, 10.2, 20.], 100,
+                                     50).tolist() == [[2, 3, 11, 20]]
+    assert LoadOneShotQuery.crop_box([-5, -1, 120, 70], 100,
+                                     50).tolist() == [[0, 0, 100, 50]]
+    # A degenerate box still gives one pixel.
+    assert LoadOneShotQuery.crop_box([7, 7, 7, 7], 100,
+                                     50).tolist() == [[7, 7, 8, 8]]
+
+
+def test_augmentation_is_drawn_as_for_pretraining_patches(query_file):
+    transform = LoadOneShotQuery(patch_size=32, augment=True)
+    np.random.seed(5)
+    params = transform(
+        dict(query_img_path=query_file, query_bbox=[0, 0, 80,
+                                                    60]))['query_patch_aug']
+    patcher = QueryPatchTransform(num_patches=1)
+    np.random.seed(5)
+    expected = patcher._draw_aug_params()
+    assert params.shape == (1, NUM_AUG_PARAMS)
+    np.testing.assert_array_equal(params, expected)
+    assert not np.array_equal(params[0], IDENTITY_AUG_PARAMS)
+
+
+def test_missing_keys_and_repr(query_file):
+    transform = LoadOneShotQuery()
+    with pytest.raises(KeyError, match='query_bbox.*OneShotVOCDataset'):
+        transform(dict(query_img_path=query_file))
+    assert repr(transform).startswith(
+        'LoadOneShotQuery(patch_size=(128, 128), augment=True')
