@@ -1,3 +1,7 @@
+from .panoptic_keys import (COCO_PANOPTIC_CATEGORY_IDS, PANOPTIC_KEY_RULES,
+                            PANOPTIC_REFERENCE_NUM_OUTPUTS,
+                            convert_panoptic_state_dict, map_panoptic_key,
+                            panoptic_class_rows)
 from .pretrained_init import UPDETRPretrainedInit, describe_mismatch
 from .reference_keys import (COCO_CATEGORY_IDS, COCO_REFERENCE_NUM_OUTPUTS,
                              DETR_KEY_RULES, PRE_NORM_KEY, PRETEXT_CLASS_ROWS,
@@ -10,5 +14,7 @@ __all__ = [
     'map_reference_key', 'select_class_rows', 'add_num_batches_tracked',
     'convert_reference_state_dict', 'UPDETRPretrainedInit',
     'describe_mismatch', 'COCO_CATEGORY_IDS', 'COCO_REFERENCE_NUM_OUTPUTS',
-    'PRE_NORM_KEY', 'coco_class_rows'
+    'PRE_NORM_KEY', 'coco_class_rows', 'COCO_PANOPTIC_CATEGORY_IDS',
+    'PANOPTIC_KEY_RULES', 'PANOPTIC_REFERENCE_NUM_OUTPUTS',
+    'convert_panoptic_state_dict', 'map_panoptic_key', 'panoptic_class_rows'
 ]

@@ -1,3 +1,4 @@
+from .panoptic_detr_head import PanopticDETRHead
 from .updetr_head import UPDETRHead
 
-__all__ = ['UPDETRHead']
+__all__ = ['UPDETRHead', 'PanopticDETRHead']

@@ -1,4 +1,5 @@
 from .updetr import UPDETR
 from .updetr_oneshot import OneShotUPDETR
+from .updetr_panoptic import UPDETRPanoptic
 
-__all__ = ['UPDETR', 'OneShotUPDETR']
+__all__ = ['UPDETR', 'OneShotUPDETR', 'UPDETRPanoptic']

@@ -1,4 +1,6 @@
 from .group_masked_decoder import GroupMaskedDecoder, group_attention_mask
+from .mask_attention import MHAttentionMap
+from .mask_head_small_conv import MaskHeadSmallConv
 from .prenorm_layers import (PreNormDetrTransformerDecoderLayer,
                              PreNormDetrTransformerEncoderLayer,
                              UPDETRTransformerEncoder)
@@ -6,5 +8,5 @@ from .prenorm_layers import (PreNormDetrTransformerDecoderLayer,
 __all__ = [
     'GroupMaskedDecoder', 'group_attention_mask',
     'PreNormDetrTransformerEncoderLayer', 'PreNormDetrTransformerDecoderLayer',
-    'UPDETRTransformerEncoder'
+    'UPDETRTransformerEncoder', 'MHAttentionMap', 'MaskHeadSmallConv'
 ]

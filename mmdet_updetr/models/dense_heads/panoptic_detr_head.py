@@ -1,0 +1,274 @@
+# Copyright (c) mmdet-updetr contributors. All rights reserved.
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.dense_heads import DETRHead
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.utils import ConfigType, InstanceList, reduce_mean
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ..layers import MaskHeadSmallConv, MHAttentionMap
+
+
+@MODELS.register_module()
+class PanopticDETRHead(DETRHead):
+    """DETR's head with the panoptic mask branch (DETR's ``DETRsegm``).
+
+    Besides DETR's classes and boxes, the last decoder layer's outputs
+    attend over the encoder memory (``bbox_attention``, an
+    :class:`MHAttentionMap`) and a small FPN-style conv head
+    (``mask_head``, a :class:`MaskHeadSmallConv`) turns those maps and the
+    CNN's stride-16/8/4 features into one mask logit map per query at
+    stride 4. The matched queries (same Hungarian matching on classes and
+    boxes as the box losses) get a sigmoid focal loss and a dice loss on
+    their masks, computed as the reference does: predictions bilinearly
+    upsampled to the padded batch size, ground-truth masks zero-padded to
+    it, focal loss averaged over pixels and dice loss summed, both divided
+    by the number of ground-truth segments in the batch.
+
+    Args:
+        num_classes (int): Things plus stuff classes. Defaults to 133.
+        num_heads (int): Heads of ``bbox_attention``; the reference uses the
+            transformer's (8). Defaults to 8.
+        fpn_channels (Sequence[int]): Channels of the CNN features at
+            strides 16, 8, 4. Defaults to ResNet-50's (1024, 512, 256).
+        softmax_per_head (bool): See :class:`MHAttentionMap`. Defaults to
+            False (the reference's joint softmax).
+        mask_norm_cfg (dict): Norm of the conv head. Defaults to GroupNorm
+            with 8 groups.
+        loss_cls (dict): As ``DETRHead``'s; ``bg_cls_weight`` (the
+            reference's ``eos_coef``, 0.1) becomes the weight of the
+            no-object class here, since ``DETRHead`` does that only for
+            itself.
+        loss_mask (dict): Sigmoid focal loss on mask pixels.
+        loss_dice (dict): Dice loss on masks (the reference's form:
+            ``1 - (2 p.t + 1) / (sum p + sum t + 1)``).
+        **kwargs: Other arguments of ``DETRHead``.
+    """
+
+    def __init__(self,
+                 num_classes: int = 133,
+                 num_heads: int = 8,
+                 fpn_channels: Sequence[int] = (1024, 512, 256),
+                 softmax_per_head: bool = False,
+                 mask_norm_cfg: ConfigType = dict(type='GN', num_groups=8),
+                 loss_cls: ConfigType = dict(
+                     type='CrossEntropyLoss',
+                     bg_cls_weight=0.1,
+                     use_sigmoid=False,
+                     loss_weight=1.0,
+                     class_weight=1.0),
+                 loss_mask: ConfigType = dict(
+                     type='FocalLoss',
+                     use_sigmoid=True,
+                     gamma=2.0,
+                     alpha=0.25,
+                     loss_weight=1.0),
+                 loss_dice: ConfigType = dict(
+                     type='DiceLoss',
+                     use_sigmoid=True,
+                     activate=True,
+                     naive_dice=True,
+                     eps=1.0,
+                     loss_weight=1.0),
+                 **kwargs) -> None:
+        self.num_heads = num_heads
+        self.fpn_channels = tuple(fpn_channels)
+        self.softmax_per_head = softmax_per_head
+        self.mask_norm_cfg = mask_norm_cfg
+        # UP-DETR: DETRHead builds the no-object weight only for itself.
+        loss_cls = dict(loss_cls)
+        class_weight = float(loss_cls.get('class_weight', 1.0))
+        bg_cls_weight = float(loss_cls.pop('bg_cls_weight', class_weight))
+        if not loss_cls.get('use_sigmoid', False):
+            loss_cls['class_weight'] = [class_weight] * num_classes + [
+                bg_cls_weight
+            ]
+        super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
+        self.bg_cls_weight = bg_cls_weight
+        self.loss_mask = MODELS.build(loss_mask)
+        self.loss_dice = MODELS.build(loss_dice)
+
+    def _init_layers(self) -> None:
+        """DETR's branches plus ``bbox_attention`` and ``mask_head``."""
+        super()._init_layers()
+        self.bbox_attention = MHAttentionMap(
+            self.embed_dims,
+            self.embed_dims,
+            self.num_heads,
+            dropout=0.,
+            softmax_per_head=self.softmax_per_head)
+        self.mask_head = MaskHeadSmallConv(
+            self.embed_dims + self.num_heads,
+            self.fpn_channels,
+            self.embed_dims,
+            norm_cfg=self.mask_norm_cfg)
+
+    @property
+    def mask_branches(self) -> Tuple[nn.Module, ...]:
+        """The modules that the mask stage trains."""
+        return (self.bbox_attention, self.mask_head)
+
+    def forward(self, hidden_states: Tensor, memory: Tensor,
+                memory_mask: Optional[Tensor],
+                mask_feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Forward function.
+
+        Args:
+            hidden_states (Tensor): Decoder outputs, has shape
+                (num_decoder_layers, bs, num_queries, dim).
+            memory (Tensor): Encoder output, has shape (bs, h * w, dim).
+            memory_mask (Tensor, optional): Padding mask of the memory, True
+                where padded, has shape (bs, h * w).
+            mask_feats (Sequence[Tensor]): The CNN's stride-4, -8 and -16
+                features and the projected stride-32 one (the neck output,
+                (bs, dim, h, w)), in this order.
+
+        Returns:
+            tuple[Tensor]: ``layers_cls_scores`` (num_decoder_layers, bs,
+            num_queries, num_classes + 1), ``layers_bbox_preds``
+            (num_decoder_layers, bs, num_queries, 4) and ``mask_preds``
+            (bs, num_queries, H_4, W_4), the last layer's mask logits.
+        """
+        cls_scores, bbox_preds = super().forward(hidden_states)
+        proj = mask_feats[-1]
+        bs, dim, h, w = proj.shape
+        memory = memory.transpose(1, 2).reshape(bs, dim, h, w)
+        if memory_mask is not None:
+            memory_mask = memory_mask.view(bs, h, w)
+        attn_maps = self.bbox_attention(hidden_states[-1], memory, memory_mask)
+        # UP-DETR: strides 16, 8, 4 feed the FPN-style head in turn.
+        mask_preds = self.mask_head(proj, attn_maps, mask_feats[-2::-1])
+        return cls_scores, bbox_preds, mask_preds
+
+    def loss(self, hidden_states: Tensor, memory: Tensor,
+             memory_mask: Optional[Tensor], mask_feats: Sequence[Tensor],
+             batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """DETR's losses plus the mask losses of the last decoder layer.
+
+        Args:
+            hidden_states, memory, memory_mask, mask_feats: See
+                :meth:`forward`.
+            batch_data_samples (list[:obj:`DetDataSample`]): Samples whose
+                ``gt_instances`` hold boxes, labels and ``masks`` of things
+                and stuff (``PanopticStuffToInstances``).
+
+        Returns:
+            dict[str, Tensor]: A dictionary of loss components.
+        """
+        batch_gt_instances = [s.gt_instances for s in batch_data_samples]
+        batch_img_metas = [s.metainfo for s in batch_data_samples]
+        cls_scores, bbox_preds, mask_preds = self(hidden_states, memory,
+                                                  memory_mask, mask_feats)
+        losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
+                                   batch_img_metas)
+        losses.update(
+            self.loss_mask_by_feat(mask_preds, cls_scores[-1], bbox_preds[-1],
+                                   batch_gt_instances, batch_img_metas))
+        return losses
+
+    def loss_mask_by_feat(self, mask_preds: Tensor, cls_scores: Tensor,
+                          bbox_preds: Tensor, batch_gt_instances: InstanceList,
+                          batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """Focal and dice losses on the masks of the matched queries.
+
+        Args:
+            mask_preds (Tensor): Has shape (bs, num_queries, H_4, W_4).
+            cls_scores (Tensor): Last layer, (bs, num_queries, C + 1).
+            bbox_preds (Tensor): Last layer, (bs, num_queries, 4).
+            batch_gt_instances (list[:obj:`InstanceData`]): With ``bboxes``,
+                ``labels`` and ``masks`` (``BitmapMasks`` of the image size).
+            batch_img_metas (list[dict]): Meta information of each image.
+
+        Returns:
+            dict[str, Tensor]: ``loss_mask`` and ``loss_dice``.
+        """
+        pad_h, pad_w = batch_img_metas[0]['batch_input_shape']
+        preds, targets = [], []
+        for i, gt_instances in enumerate(batch_gt_instances):
+            if 'masks' not in gt_instances:
+                raise KeyError(
+                    'PanopticDETRHead needs ground-truth masks: load them '
+                    'with LoadPanopticAnnotations(with_mask=True) and add '
+                    'PanopticStuffToInstances before PackDetInputs')
+            pos_inds, gt_inds = self._match_single(cls_scores[i],
+                                                   bbox_preds[i], gt_instances,
+                                                   batch_img_metas[i])
+            preds.append(mask_preds[i, pos_inds])
+            masks = gt_instances.masks.to_tensor(mask_preds.dtype,
+                                                 mask_preds.device)
+            masks = F.pad(
+                masks,
+                (0, pad_w - masks.shape[-1], 0, pad_h - masks.shape[-2]))
+            targets.append(masks[gt_inds])
+        # The reference's choice: upsample the predictions to the padded
+        # input size rather than shrink the targets.
+        preds = F.interpolate(
+            torch.cat(preds)[:, None], (pad_h, pad_w),
+            mode='bilinear',
+            align_corners=False).flatten(1)
+        targets = torch.cat(targets).flatten(1)
+        num_masks = sum(len(gt) for gt in batch_gt_instances)
+        num_masks = reduce_mean(preds.new_tensor(num_masks)).clamp(min=1)
+        return dict(
+            loss_mask=self.loss_mask(
+                preds, targets, avg_factor=num_masks * preds.shape[1]),
+            loss_dice=self.loss_dice(preds, targets, avg_factor=num_masks))
+
+    def _match_single(self, cls_score: Tensor, bbox_pred: Tensor,
+                      gt_instances: InstanceData,
+                      img_meta: dict) -> Tuple[Tensor, Tensor]:
+        """Hungarian matching of one image, as for the box losses.
+
+        Args:
+            cls_score (Tensor): Has shape (num_queries, C + 1).
+            bbox_pred (Tensor): Normalised (cx, cy, w, h), has shape
+                (num_queries, 4).
+            gt_instances (:obj:`InstanceData`): ``bboxes`` and ``labels``.
+            img_meta (dict): Meta information of the image.
+
+        Returns:
+            tuple[Tensor]: The matched query indices and, for each, the index
+            of its ground-truth instance.
+        """
+        img_h, img_w = img_meta['img_shape']
+        factor = bbox_pred.new_tensor([img_w, img_h, img_w, img_h])
+        pred_instances = InstanceData(
+            scores=cls_score, bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
+        assign_result = self.assigner.assign(
+            pred_instances=pred_instances,
+            gt_instances=gt_instances,
+            img_meta=img_meta)
+        pos_inds = torch.nonzero(assign_result.gt_inds > 0).squeeze(-1)
+        return pos_inds, assign_result.gt_inds[pos_inds] - 1
+
+    def predict(self,
+                hidden_states: Tensor,
+                memory: Tensor,
+                memory_mask: Optional[Tensor],
+                mask_feats: Sequence[Tensor],
+                batch_data_samples: SampleList,
+                rescale: bool = True) -> Tuple[InstanceList, Tensor, Tensor]:
+        """Boxes as DETR, plus the raw classes and masks for panoptic fusion.
+
+        Args:
+            hidden_states, memory, memory_mask, mask_feats: See
+                :meth:`forward`.
+            batch_data_samples (list[:obj:`DetDataSample`]): The samples.
+            rescale (bool): Boxes in original image space. Defaults to True.
+
+        Returns:
+            tuple: The box results (list of :obj:`InstanceData`), the last
+            layer's class logits (bs, num_queries, C + 1) and the mask logits
+            (bs, num_queries, H_4, W_4).
+        """
+        batch_img_metas = [s.metainfo for s in batch_data_samples]
+        cls_scores, bbox_preds, mask_preds = self(hidden_states[-1:], memory,
+                                                  memory_mask, mask_feats)
+        box_results = self.predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas, rescale=rescale)
+        return box_results, cls_scores[-1], mask_preds

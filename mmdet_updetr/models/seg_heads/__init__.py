@@ -1,0 +1,3 @@
+from .panoptic_fusion_heads import DETRFusionHead
+
+__all__ = ['DETRFusionHead']

@@ -1,0 +1,3 @@
+from .detr_fusion_head import DETRFusionHead
+
+__all__ = ['DETRFusionHead']
