@@ -3,6 +3,8 @@
 # 0.1, 150 epochs, lr x0.1 at epoch 100, batch 32 (8 GPUs x 4 images).
 optim_wrapper = dict(
     type='OptimWrapper',
+    # mmengine's constructor, with one log line for all frozen parameters.
+    constructor='FrozenAwareOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2),
     paramwise_cfg=dict(

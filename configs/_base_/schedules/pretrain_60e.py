@@ -2,6 +2,8 @@
 # clipping at 0.1, 60 epochs, lr x0.1 at epoch 40, batch 256 (8 GPUs x 32).
 optim_wrapper = dict(
     type='OptimWrapper',
+    # mmengine's constructor, with one log line for all frozen parameters.
+    constructor='FrozenAwareOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.1, norm_type=2),
     # Parameters with requires_grad=False (the frozen CNN) are left out of
