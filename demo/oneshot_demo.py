@@ -11,23 +11,25 @@ their match scores and the query beside the image, saved as a PNG::
         [--out oneshot_result.png] [--device cpu]
 """
 import argparse
-from typing import List, Optional, Sequence
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from mmcv.transforms import Compose
 from mmdet.apis import init_detector
-from mmdet.utils import register_all_modules
+from mmdet.utils import ConfigType, register_all_modules
 from mmengine.dataset import pseudo_collate
 from mmengine.structures import InstanceData
 
-import mmdet_updetr  # noqa: F401
+from mmdet_updetr.datasets.transforms import LoadOneShotQuery
 
 MATCH_COLOR = (0, 0, 255)  # BGR red
 QUERY_COLOR = (0, 200, 0)  # BGR green
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse the command line (``sys.argv`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='one-shot config file')
     parser.add_argument('checkpoint', help='one-shot checkpoint')
@@ -48,8 +50,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_pipeline(cfg) -> Compose:
-    """The config's test pipeline without ground truth."""
+def build_pipeline(cfg: ConfigType) -> Compose:
+    """The config's test pipeline without ground truth.
+
+    Args:
+        cfg (:obj:`ConfigDict`): The model's config.
+
+    Returns:
+        :obj:`Compose`: Image and query loading, resize and packing.
+    """
     pipeline = [
         t for t in cfg.test_dataloader.dataset.pipeline
         if t['type'] != 'LoadAnnotations'
@@ -66,6 +75,14 @@ def build_pipeline(cfg) -> Compose:
 def top_matches(pred: InstanceData, score_thr: float,
                 topk: int) -> InstanceData:
     """The ``topk`` highest-scoring predictions with score >= ``score_thr``.
+
+    Args:
+        pred (:obj:`InstanceData`): ``bboxes`` (N, 4) and ``scores`` (N, ).
+        score_thr (float): Lowest score kept.
+        topk (int): Most predictions kept.
+
+    Returns:
+        :obj:`InstanceData`: The kept predictions, best first.
     """
     order = pred.scores.argsort(descending=True)[:topk]
     pred = pred[order]
@@ -100,6 +117,38 @@ def draw(img: np.ndarray, query: np.ndarray,
     return np.concatenate([img, column], axis=1)
 
 
+def read_query(img: str, query: str,
+               query_bbox: Optional[List[float]]) -> Tuple[np.ndarray, list]:
+    """Check the input files and the query box before loading the model.
+
+    Args:
+        img (str): The image to search.
+        query (str): The query image file.
+        query_bbox (list[float], optional): ``[x1, y1, x2, y2]`` in
+            ``query``, or None for the whole file.
+
+    Returns:
+        tuple: The query image (h, w, 3) BGR and its box ``[x1, y1, x2,
+        y2]``.
+    """
+    for name, path in (('IMG', img), ('QUERY_IMG', query)):
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{name}: no such file: {path}')
+    query_img = cv2.imread(query)
+    if query_img is None:
+        raise ValueError(f'QUERY_IMG: cannot decode {query} as an image')
+    height, width = query_img.shape[:2]
+    if query_bbox is None:
+        return query_img, [0, 0, width, height]
+    x1, y1, x2, y2 = query_bbox
+    if not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
+        raise ValueError(
+            f'--query-bbox {list(query_bbox)} is not a box inside '
+            f'{query} ({width} x {height}): give X1 < X2 <= {width} and '
+            f'Y1 < Y2 <= {height}, from 0')
+    return query_img, list(query_bbox)
+
+
 def run(config: str,
         checkpoint: str,
         img: str,
@@ -111,18 +160,28 @@ def run(config: str,
         device: str = 'cpu') -> InstanceData:
     """Detect objects like the query in ``img`` and save the drawing.
 
+    Args:
+        config (str): One-shot config file.
+        checkpoint (str): Its checkpoint.
+        img (str): The image to search.
+        query (str): The query image file.
+        query_bbox (list[float], optional): ``[x1, y1, x2, y2]`` of the
+            query object in ``query``; None takes the whole file.
+        score_thr (float): Lowest match score drawn. Defaults to 0.5.
+        topk (int): Most matches drawn. Defaults to 10.
+        out (str): The drawing's file. Defaults to 'oneshot_result.png'.
+        device (str): Device of the model. Defaults to 'cpu'.
+
     Returns:
         :obj:`InstanceData`: The drawn matches (``bboxes`` in ``img``'s
         pixels, ``scores``), best first.
     """
+    query_img, query_bbox = read_query(img, query, query_bbox)
+    # The crop the model sees (LoadOneShotQuery's window), to draw.
+    x1, y1, x2, y2 = LoadOneShotQuery.crop_box(query_bbox, query_img.shape[1],
+                                               query_img.shape[0])[0]
     register_all_modules()
     model = init_detector(config, checkpoint, device=device)
-    query_img = cv2.imread(query)
-    if query_img is None:
-        raise FileNotFoundError(f'cannot read the query image {query}')
-    if query_bbox is None:
-        query_bbox = [0, 0, query_img.shape[1], query_img.shape[0]]
-    x1, y1, x2, y2 = (int(round(v)) for v in query_bbox)
     data = build_pipeline(model.cfg)(
         dict(
             img_path=img,

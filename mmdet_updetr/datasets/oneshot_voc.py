@@ -106,16 +106,44 @@ class OneShotVOCDataset(BaseDataset):
         self.query_exclude_difficult = query_exclude_difficult
         self.drop_images_with_unseen = drop_images_with_unseen
         classes = tuple(self.dataset.metainfo['classes'])
-        unknown = [c for c in unseen_classes if c not in classes]
-        if unknown:
-            raise ValueError(f'OneShotVOCDataset: unseen_classes {unknown} '
-                             f'are not classes of the dataset ({classes})')
+        self._check_classes(classes, tuple(unseen_classes), metainfo or {},
+                            kwargs.get('test_mode', False))
         self.unseen_labels = {classes.index(c) for c in unseen_classes}
         metainfo = {
             **self.dataset.metainfo, 'unseen_classes': tuple(unseen_classes),
             **(metainfo or {})
         }
         super().__init__(metainfo=metainfo, **kwargs)
+
+    @staticmethod
+    def _check_classes(classes: tuple, unseen: tuple, metainfo: dict,
+                       test_mode: bool) -> None:
+        """Refuse a split that cannot work, naming the offending key.
+
+        Args:
+            classes (tuple[str]): The wrapped dataset's class names.
+            unseen (tuple[str]): The ``unseen_classes`` argument.
+            metainfo (dict): The ``metainfo`` argument.
+            test_mode (bool): A test set may hold unseen classes only.
+        """
+        unknown = [c for c in unseen if c not in classes]
+        if unknown:
+            raise ValueError(f'OneShotVOCDataset: unseen_classes {unknown} '
+                             f'are not classes of the dataset ({classes})')
+        if not test_mode and not set(classes) - set(unseen):
+            raise ValueError(
+                f'OneShotVOCDataset: every class of the dataset ({classes}) '
+                f'is in unseen_classes ({unseen}): no seen class is left to '
+                'train on. Check the wrapped dataset\'s metainfo `classes`.')
+        # Labels and the metric's seen / unseen groups come from the
+        # arguments: a `metainfo` saying otherwise would be silently wrong.
+        for key, value in (('classes', classes), ('unseen_classes', unseen)):
+            if key in metainfo and tuple(metainfo[key]) != value:
+                raise ValueError(
+                    f'OneShotVOCDataset: metainfo `{key}` '
+                    f'{tuple(metainfo[key])} differs from {value}: set the '
+                    'classes in the wrapped dataset (`dataset.metainfo`) and '
+                    'the unseen ones by `unseen_classes`.')
 
     def load_data_list(self) -> List[dict]:
         """Build the query pool, then the training images or test episodes.
@@ -177,6 +205,14 @@ class OneShotVOCDataset(BaseDataset):
             if candidates:
                 data_list.append(
                     dict(info, img_index=i, oneshot_candidates=candidates))
+        if not data_list:
+            raise ValueError(
+                'OneShotVOCDataset: no training image has a box of a seen '
+                'class with a query in another image (of '
+                f'{len(self.img_infos)} images; unseen_classes '
+                f'{self.metainfo["unseen_classes"]}, query_min_size '
+                f'{self.query_min_size}). Check the wrapped dataset\'s '
+                '`ann_file` and `classes`.')
         print_log(
             f'OneShotVOCDataset: {len(data_list)} of {len(self.img_infos)} '
             'training images have a seen class to query for.',
@@ -198,6 +234,12 @@ class OneShotVOCDataset(BaseDataset):
                     query = pool[order[draw % len(pool)]]
                     data_list.append(
                         self.make_episode(info, i, label, query, draw))
+        if not data_list:
+            raise ValueError(
+                'OneShotVOCDataset: no test episode: no class of the '
+                f'{len(self.img_infos)} images has a query box in another '
+                f'image (query_min_size {self.query_min_size}). Check the '
+                'wrapped dataset\'s `ann_file` and `classes`.')
         print_log(
             f'OneShotVOCDataset: {len(data_list)} test episodes '
             f'({self.num_draws} draws per class and image) from '

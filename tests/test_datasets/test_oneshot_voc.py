@@ -302,3 +302,30 @@ def test_bad_arguments_are_named(voc_root):
         build(voc_root, unseen_classes=('cat', 'unicorn'))
     with pytest.raises(ValueError, match='num_draws'):
         build(voc_root, num_draws=0)
+    # The wrapped dataset's classes hold no seen class.
+    with pytest.raises(ValueError, match=r'every class.*no seen class'):
+        OneShotVOCDataset(
+            dataset=dict(
+                voc_cfg(voc_root, 'trainval'),
+                metainfo=dict(classes=('cat', 'aeroplane'))),
+            unseen_classes=('cat', 'aeroplane'),
+            pipeline=[])
+    # (A test set of unseen classes only is fine.)
+    unseen_only = OneShotVOCDataset(
+        dataset=dict(
+            voc_cfg(voc_root, 'test', test_mode=True),
+            metainfo=dict(classes=('cat', 'aeroplane'))),
+        unseen_classes=('cat', 'aeroplane'),
+        test_mode=True,
+        pipeline=[])
+    assert {e['oneshot_class'] for e in unseen_only} == {0, 1}
+    # A `metainfo` contradicting the labels or the split.
+    with pytest.raises(ValueError, match='metainfo `classes`'):
+        build(voc_root, metainfo=dict(classes=('dog', 'cat')))
+    with pytest.raises(ValueError, match='metainfo `unseen_classes`'):
+        build(voc_root, metainfo=dict(unseen_classes=('dog', )))
+    # No box is large enough to be a query: no pair, no episode.
+    with pytest.raises(ValueError, match=r'no training image.*ann_file'):
+        build(voc_root, query_min_size=1000)
+    with pytest.raises(ValueError, match=r'no test episode.*ann_file'):
+        build(voc_root, test_mode=True, query_min_size=1000)

@@ -79,3 +79,22 @@ def test_cli_crops_the_query_box_and_applies_the_threshold(
     tile = cv2.resize(image[5:30, 10:40], (int(30 * scale), int(25 * scale)))
     np.testing.assert_array_equal(
         canvas[4:4 + tile.shape[0], width + 4:width + 4 + tile.shape[1]], tile)
+
+
+def test_bad_inputs_are_named_before_the_model_loads(tiny_model, tmp_path):
+    """The checkpoint path is never opened: the inputs are checked first."""
+    config, _, img, query = tiny_model
+    missing = str(tmp_path / 'no_query.png')
+    never = str(tmp_path / 'never_read.pth')
+    with pytest.raises(FileNotFoundError, match='QUERY_IMG.*no_query.png'):
+        run(config, never, img, missing)
+    with pytest.raises(FileNotFoundError, match='IMG.*no_img.jpg'):
+        run(config, never, str(tmp_path / 'no_img.jpg'), query)
+    not_an_image = tmp_path / 'query.txt'
+    not_an_image.write_text('not an image')
+    with pytest.raises(ValueError, match='QUERY_IMG: cannot decode'):
+        run(config, never, img, str(not_an_image))
+    # The query file is 20 x 30 (w x h).
+    for bbox in ([0, 0, 21, 30], [5, 5, 5, 9], [-1, 0, 10, 10]):
+        with pytest.raises(ValueError, match=r'--query-bbox.*\(20 x 30\)'):
+            run(config, never, img, query, query_bbox=bbox)

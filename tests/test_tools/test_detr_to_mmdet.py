@@ -268,3 +268,19 @@ def test_tool_refuses_pretraining_and_non_coco_checkpoints(
     with pytest.raises(SystemExit, match=r'\(21, 16\).*92 outputs'):
         tool.convert(str(src), str(dst))
     assert not dst.exists()
+
+
+def test_pretraining_tool_refuses_a_detector(tmp_path, monkeypatch):
+    """``updetr_to_mmdet.py`` given a COCO detector points to this tool
+    (else it would keep classifier rows 1 and 2, person and bicycle, as a
+    2-way patch classifier)."""
+    _load_tool(monkeypatch)  # puts the tools' folder on sys.path
+    import updetr_to_mmdet
+    src, dst = tmp_path / 'detr.pth', tmp_path / 'ours.pth'
+    torch.save(dict(model=_reference(pre_norm=True).state_dict()), src)
+    with pytest.raises(
+            SystemExit,
+            match=r'no patch2query \(class_embed.weight: \(92, 32\)\).*'
+            'detr_to_mmdet.py'):
+        updetr_to_mmdet.convert(str(src), str(dst))
+    assert not dst.exists()

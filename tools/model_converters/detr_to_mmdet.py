@@ -65,7 +65,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def check_detector(src_sd: Dict[str, Tensor], src: str) -> None:
-    """Refuse what is not a reference COCO detector, saying what it is."""
+    """Refuse what is not a reference COCO detector, saying what it is.
+
+    Args:
+        src_sd (dict[str, Tensor]): The reference state dict.
+        src (str): Its file, for the message.
+    """
     if any(k.startswith(('patch2query.', 'feature_align.')) for k in src_sd):
         raise SystemExit(
             f'{src} is an UP-DETR pre-training checkpoint (it has '
@@ -82,6 +87,12 @@ def check_detector(src_sd: Dict[str, Tensor], src: str) -> None:
 
 def convert(src: str, dst: str, unsafe_load: bool = False) -> dict:
     """Convert ``src`` and save ``{'state_dict', 'meta'}`` to ``dst``.
+
+    Args:
+        src (str): The reference checkpoint.
+        dst (str): Where to save the converted one.
+        unsafe_load (bool): Load ``src`` with ``weights_only=False``.
+            Defaults to False.
 
     Returns:
         dict: The saved checkpoint.

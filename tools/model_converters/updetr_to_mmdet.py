@@ -78,6 +78,23 @@ def get_model_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
                    'reference (dddzg/up-detr) checkpoint?')
 
 
+def check_pretext(src_sd: Dict[str, Tensor], src: str) -> None:
+    """Refuse a checkpoint that is not a reference pre-training one.
+
+    Args:
+        src_sd (dict[str, Tensor]): The reference state dict.
+        src (str): Its file, for the message.
+    """
+    if 'patch2query.weight' not in src_sd:
+        cls = src_sd.get('class_embed.weight')
+        shape = None if cls is None else tuple(cls.shape)
+        raise SystemExit(
+            f'{src} has no patch2query (class_embed.weight: {shape}): it is '
+            'not an UP-DETR pre-training checkpoint. A fine-tuned COCO '
+            'detector of UP-DETR or DETR is converted by '
+            'tools/model_converters/detr_to_mmdet.py')
+
+
 def summarize(src_sd: Dict[str, Tensor], dst_sd: Dict[str, Tensor]) -> str:
     """A short report of the conversion, per top-level module."""
     groups = Counter(key.split('.')[0] for key in dst_sd)
@@ -100,6 +117,7 @@ def convert(src: str, dst: str, unsafe_load: bool = False) -> dict:
     """
     checkpoint = load_reference_checkpoint(src, unsafe_load)
     src_sd = get_model_state_dict(checkpoint)
+    check_pretext(src_sd, src)
     state_dict = convert_reference_state_dict(src_sd, pretext=True)
     meta = dict(
         converted_from=osp.basename(src),

@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmengine.fileio import get
 
@@ -99,6 +100,18 @@ class LoadOneShotQuery(BaseTransform):
         y2 = min(max(int(np.ceil(y2)), y1 + 1), height)
         return np.array([[x1, y1, x2, y2]], dtype=np.int64)
 
+    @cache_randomness
+    def _draw_aug_params(self) -> np.ndarray:
+        """Draw the query's augmentation parameters.
+
+        Marked here too, so that ``cache_random_params`` (which looks at the
+        transforms of a pipeline, not at their members) finds the draw.
+
+        Returns:
+            np.ndarray: float32 array of shape (1, P).
+        """
+        return self.patcher._draw_aug_params()
+
     def transform(self, results: dict) -> dict:
         """Crop the query object and draw its augmentation.
 
@@ -124,7 +137,7 @@ class LoadOneShotQuery(BaseTransform):
         height, width = img.shape[:2]
         box = self.crop_box(results['query_bbox'], width, height)
         results['query_patches'] = self.patcher._crop_patches(img, box)
-        results['query_patch_aug'] = self.patcher._draw_aug_params()
+        results['query_patch_aug'] = self._draw_aug_params()
         return results
 
     def __repr__(self) -> str:

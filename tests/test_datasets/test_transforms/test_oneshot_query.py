@@ -1,6 +1,7 @@
 import cv2
 import numpy as np
 import pytest
+from mmcv.transforms.utils import cache_random_params
 
 from mmdet_updetr.datasets.transforms import (LoadOneShotQuery,
                                               QueryPatchTransform)
@@ -54,6 +55,23 @@ def test_augmentation_is_drawn_as_for_pretraining_patches(query_file):
     assert params.shape == (1, NUM_AUG_PARAMS)
     np.testing.assert_array_equal(params, expected)
     assert not np.array_equal(params[0], IDENTITY_AUG_PARAMS)
+
+
+def test_augmentation_draw_is_cached_by_cache_random_params(query_file):
+    """Inside ``cache_random_params`` the same pipeline applied twice draws
+    the augmentation once (e.g. to treat several images alike)."""
+    transform = LoadOneShotQuery(patch_size=32, augment=True)
+    results = dict(query_img_path=query_file, query_bbox=[0, 0, 80, 60])
+    np.random.seed(0)
+    with cache_random_params(transform):
+        first = transform(dict(results))['query_patch_aug']
+        again = transform(dict(results))['query_patch_aug']
+    np.testing.assert_array_equal(first, again)
+    np.random.seed(0)
+    other = [transform(dict(results))['query_patch_aug']
+             for _ in range(2)]  # outside the context: fresh draws
+    np.testing.assert_array_equal(other[0], first)
+    assert not np.array_equal(other[0], other[1])
 
 
 def test_missing_keys_and_repr(query_file):
