@@ -61,3 +61,36 @@ def test_benchmark_on_the_test_set(config):
     result = _load_tool('benchmark').main(
         [config[0], '--device', 'cpu', '--max-iter', '5', '--num-warmup', '1'])
     assert result['num_timed'] == 1  # the test set has 2 images
+
+
+def test_mmdets_own_get_flops_runs_on_the_model(config):
+    """mmdet's ``tools/analysis_tools/get_flops.py``, unchanged, on our
+    model and a VOC-format test set."""
+    import re
+    import subprocess
+    import sys
+
+    import mmdet
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    path, cfg = config
+    cfg = Config.fromfile(path)
+    cfg.val_dataloader = cfg.test_dataloader  # mmdet's tool reads val
+    cfg.dump(path.replace('.py', '_val.py'))
+    tool = (
+        Path(mmdet.__file__).parent / '.mim' / 'tools' / 'analysis_tools' /
+        'get_flops.py')
+    proc = subprocess.run([
+        sys.executable,
+        str(tool),
+        path.replace('.py', '_val.py'), '--num-images', '2'
+    ],
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    params = float(re.search(r'Params: ([\d.]+)M', proc.stdout).group(1))
+    model = MODELS.build(cfg.model)
+    expected = sum(p.numel() for p in model.parameters()) / 1e6
+    assert params == pytest.approx(expected, abs=0.001)
+    assert float(re.search(r'Flops: ([\d.]+)G', proc.stdout).group(1)) > 0

@@ -167,7 +167,7 @@ def _run_tool(path: Path, script: str, *args:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=90)
+        timeout=300)
 
 
 @pytest.fixture(scope='module')
