@@ -15,8 +15,9 @@ custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
 model = dict(bbox_head=dict(num_classes=133))
 
 # Validation of the box stage: box AP of the things of the panoptic json (a
-# check while training; crowd segments count as misses here, so it reads
-# lower than AP on instances_val2017). PQ comes after the mask stage.
+# check while training; mmdet's panoptic dataset drops crowd regions, so
+# detections there count as false positives and it reads lower than AP on
+# instances_val2017). PQ comes after the mask stage.
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='Resize', scale=(1333, 800), keep_ratio=True),

@@ -17,21 +17,13 @@ model = dict(
     freeze_detector=True,
     # All four stages for the mask head; the box stage's weights load over.
     backbone=dict(out_indices=(0, 1, 2, 3), init_cfg=None),
+    # DETRHead's classes, boxes and losses as the box stage; the mask branch
+    # and its losses (the reference's focal and dice, weights 1) added.
     bbox_head=dict(
-        _delete_=True,
         type='PanopticDETRHead',
         num_classes=133,
-        embed_dims=256,
         num_heads=8,
         fpn_channels=(1024, 512, 256),
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            bg_cls_weight=0.1,
-            use_sigmoid=False,
-            loss_weight=1.0,
-            class_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-        loss_iou=dict(type='GIoULoss', loss_weight=2.0),
         loss_mask=dict(
             type='FocalLoss',
             use_sigmoid=True,

@@ -30,6 +30,18 @@ def test_box_then_mask_stage_then_pq(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model
+    # The optimizer holds the mask branches' parameters and nothing else.
+    mask_params = {
+        id(p)
+        for n, p in model.named_parameters()
+        if n.startswith(('bbox_head.bbox_attention.', 'bbox_head.mask_head.'))
+    }
+    optim_params = {
+        id(p)
+        for group in runner.optim_wrapper.optimizer.param_groups
+        for p in group['params']
+    }
+    assert mask_params and optim_params == mask_params
     for key, value in box_sd.items():  # the detector did not move
         torch.testing.assert_close(
             model.state_dict()[key], value, rtol=0, atol=0, msg=key)
@@ -51,6 +63,10 @@ def test_panoptic_configs_state_their_batch():
         assert cfg.train_dataloader.batch_size == batch
         assert cfg.auto_scale_lr.base_batch_size == 8 * batch
         assert cfg.train_cfg.max_epochs == epochs
+        # Stuff targets come from the map after every geometric transform.
+        steps = [t.type for t in cfg.train_dataloader.dataset.pipeline]
+        assert steps[-2:] == ['PanopticStuffToInstances', 'PackDetInputs']
+        assert steps[-3] == 'RandomChoice'
         with open(path) as f:
             assert f'8 GPUs x {batch} images, {epochs} epochs' in f.read()
         if 'mask' in name:

@@ -37,6 +37,11 @@ class PanopticStuffToInstances(BaseTransform):
     - gt_ignore_flags
     - gt_masks (only when present)
 
+    Added Keys:
+
+    - gt_bboxes, gt_bboxes_labels, gt_ignore_flags (when absent: stuff
+      only)
+
     Args:
         num_things_classes (int): Labels below this are things. Defaults
             to 80.
@@ -76,7 +81,8 @@ class PanopticStuffToInstances(BaseTransform):
             raise KeyError(
                 'PanopticStuffToInstances needs `gt_seg_map`: load it with '
                 'LoadPanopticAnnotations(with_seg=True) before this '
-                'transform')
+                'transform, and give the dataset data_prefix[\'seg\'] (the '
+                'folder of panoptic PNGs; without it mmdet loads no map)')
         seg = results['gt_seg_map']
         labels, masks, boxes = self._stuff_instances(seg)
         old_boxes = results.get('gt_bboxes', HorizontalBoxes(np.zeros((0, 4))))
@@ -91,7 +97,14 @@ class PanopticStuffToInstances(BaseTransform):
         ])
         if 'gt_masks' in results:
             height, width = seg.shape[:2]
-            old_masks = results['gt_masks'].masks.reshape(-1, height, width)
+            old_masks = results['gt_masks'].masks
+            if len(old_masks) and old_masks.shape[1:] != (height, width):
+                raise ValueError(
+                    f'gt_masks are {old_masks.shape[1:]} but gt_seg_map '
+                    f'{(height, width)}: transform both alike before '
+                    'PanopticStuffToInstances')
+            # Empty masks may carry a stale size.
+            old_masks = old_masks.reshape(-1, height, width)
             results['gt_masks'] = BitmapMasks(
                 np.concatenate([old_masks.astype(np.uint8), masks]), height,
                 width)

@@ -162,6 +162,7 @@ class PanopticDETRHead(DETRHead):
         """
         batch_gt_instances = [s.gt_instances for s in batch_data_samples]
         batch_img_metas = [s.metainfo for s in batch_data_samples]
+        self._check_gt(batch_gt_instances)
         cls_scores, bbox_preds, mask_preds = self(hidden_states, memory,
                                                   memory_mask, mask_feats)
         losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
@@ -189,12 +190,8 @@ class PanopticDETRHead(DETRHead):
         """
         pad_h, pad_w = batch_img_metas[0]['batch_input_shape']
         preds, targets = [], []
+        self._check_gt(batch_gt_instances)
         for i, gt_instances in enumerate(batch_gt_instances):
-            if 'masks' not in gt_instances:
-                raise KeyError(
-                    'PanopticDETRHead needs ground-truth masks: load them '
-                    'with LoadPanopticAnnotations(with_mask=True) and add '
-                    'PanopticStuffToInstances before PackDetInputs')
             pos_inds, gt_inds = self._match_single(cls_scores[i],
                                                    bbox_preds[i], gt_instances,
                                                    batch_img_metas[i])
@@ -218,6 +215,31 @@ class PanopticDETRHead(DETRHead):
             loss_mask=self.loss_mask(
                 preds, targets, avg_factor=num_masks * preds.shape[1]),
             loss_dice=self.loss_dice(preds, targets, avg_factor=num_masks))
+
+    def _check_gt(self, batch_gt_instances: InstanceList) -> None:
+        """Refuse targets without masks or with labels beyond the classes.
+
+        A label equal to ``num_classes`` would silently train as "no
+        object", so a ``num_classes`` below the dataset's (e.g. the things
+        only) fails here instead.
+
+        Args:
+            batch_gt_instances (list[:obj:`InstanceData`]): The targets.
+        """
+        for gt_instances in batch_gt_instances:
+            if 'masks' not in gt_instances:
+                raise KeyError(
+                    'PanopticDETRHead needs ground-truth masks: load them '
+                    'with LoadPanopticAnnotations(with_mask=True) and add '
+                    'PanopticStuffToInstances before PackDetInputs')
+            labels = gt_instances.labels
+            if len(labels) and int(labels.max()) >= self.num_classes:
+                raise ValueError(
+                    f'a ground-truth label is {int(labels.max())} but '
+                    f'bbox_head.num_classes is {self.num_classes}: set it '
+                    'to the number of things + stuff classes of the dataset '
+                    '(133 for COCO panoptic) and panoptic_fusion_head\'s '
+                    'num_things_classes / num_stuff_classes to match')
 
     def _match_single(self, cls_score: Tensor, bbox_pred: Tensor,
                       gt_instances: InstanceData,

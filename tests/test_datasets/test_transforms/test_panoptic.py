@@ -1,6 +1,8 @@
 """Tests of ``PanopticStuffToInstances``."""
 import numpy as np
 import pytest
+from mmcv.transforms import Compose
+from mmdet.datasets.transforms import RandomFlip, Resize
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
 
@@ -46,3 +48,29 @@ def test_without_masks_and_errors():
     with pytest.raises(KeyError, match='LoadPanopticAnnotations'):
         PanopticStuffToInstances()(dict(img=np.zeros((2, 2, 3))))
     assert 'num_things_classes=80' in repr(PanopticStuffToInstances())
+
+
+def test_after_flip_and_resize_boxes_come_from_the_new_map():
+    # mmdet's flip and 2x resize, then the stuff: boxes of the flipped,
+    # doubled map (sky x in [1, 5) -> [2, 10); grass [0, 5) -> [0, 10)).
+    pipeline = Compose([
+        RandomFlip(prob=1., direction='horizontal'),
+        Resize(scale_factor=2.),
+        PanopticStuffToInstances(num_things_classes=2)
+    ])
+    results = _results()
+    results.update(img=np.zeros((4, 5, 3), np.uint8), img_shape=(4, 5))
+    out = pipeline(results)
+    seg = np.repeat(np.repeat(SEG[:, ::-1], 2, 0), 2, 1)
+    np.testing.assert_array_equal(out['gt_seg_map'], seg)
+    np.testing.assert_array_equal(out['gt_bboxes'].numpy(),
+                                  [[4, 2, 8, 6], [2, 0, 10, 4], [0, 4, 10, 8]])
+    for mask, label in zip(out['gt_masks'].masks, (0, 2, 3)):
+        np.testing.assert_array_equal(mask, seg == label)
+
+
+def test_masks_of_another_size_are_refused():
+    results = _results()
+    results['gt_masks'] = BitmapMasks(np.ones((1, 8, 10), np.uint8), 8, 10)
+    with pytest.raises(ValueError, match='transform both alike'):
+        PanopticStuffToInstances(num_things_classes=2)(results)

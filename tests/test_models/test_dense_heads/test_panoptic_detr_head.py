@@ -39,12 +39,14 @@ def test_class_weight_has_no_object_weight():
 def test_mask_losses_match_the_reference():
     head = _head()
     rng = np.random.RandomState(0)
+    # Image 2 has no segment: it adds nothing, nor to the normaliser.
     metas = [
         dict(img_shape=(12, 10), batch_input_shape=(12, 16)),
-        dict(img_shape=(8, 16), batch_input_shape=(12, 16))
+        dict(img_shape=(8, 16), batch_input_shape=(12, 16)),
+        dict(img_shape=(10, 12), batch_input_shape=(12, 16))
     ]
     gts = []
-    for meta, num in zip(metas, (2, 1)):
+    for meta, num in zip(metas, (2, 1, 0)):
         h, w = meta['img_shape']
         masks = rng.rand(num, h, w) > 0.5
         gts.append(
@@ -53,8 +55,8 @@ def test_mask_losses_match_the_reference():
                                                         7.]])[:num],
                 labels=torch.tensor([0, 3])[:num],
                 masks=BitmapMasks(masks.astype(np.uint8), h, w)))
-    mask_preds = torch.randn(2, 5, 3, 4)
-    cls_scores, bbox_preds = torch.randn(2, 5, 5), torch.rand(2, 5, 4)
+    mask_preds = torch.randn(3, 5, 3, 4)
+    cls_scores, bbox_preds = torch.randn(3, 5, 5), torch.rand(3, 5, 4)
     losses = head.loss_mask_by_feat(mask_preds, cls_scores, bbox_preds, gts,
                                     metas)
     srcs, tgts = [], []
@@ -87,3 +89,32 @@ def test_missing_masks_say_what_to_do():
         head.loss_mask_by_feat(
             torch.randn(1, 5, 2, 2), torch.randn(1, 5, 5), torch.rand(1, 5, 4),
             [gt], [meta])
+
+
+def test_labels_beyond_num_classes_are_refused():
+    # Label 4 = num_classes would otherwise train as "no object".
+    head = _head()
+    gt = InstanceData(
+        bboxes=torch.tensor([[0., 0., 5., 5.]]),
+        labels=torch.tensor([4]),
+        masks=BitmapMasks(np.ones((1, 8, 8), np.uint8), 8, 8))
+    meta = dict(img_shape=(8, 8), batch_input_shape=(8, 8))
+    with pytest.raises(ValueError, match='bbox_head.num_classes is 4'):
+        head.loss_mask_by_feat(
+            torch.randn(1, 5, 2, 2), torch.randn(1, 5, 5), torch.rand(1, 5, 4),
+            [gt], [meta])
+
+
+def test_batch_without_segments_gives_zero_mask_losses():
+    head = _head()
+    gt = InstanceData(
+        bboxes=torch.zeros(0, 4),
+        labels=torch.zeros(0, dtype=torch.long),
+        masks=BitmapMasks(np.zeros((0, 8, 8), np.uint8), 8, 8))
+    meta = dict(img_shape=(8, 8), batch_input_shape=(8, 8))
+    mask_preds = torch.randn(1, 5, 2, 2, requires_grad=True)
+    losses = head.loss_mask_by_feat(mask_preds, torch.randn(1, 5, 5),
+                                    torch.rand(1, 5, 4), [gt], [meta])
+    assert losses['loss_mask'].item() == losses['loss_dice'].item() == 0
+    (losses['loss_mask'] + losses['loss_dice']).backward()
+    assert torch.all(mask_preds.grad == 0)

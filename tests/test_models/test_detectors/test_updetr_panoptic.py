@@ -101,16 +101,27 @@ def test_predict_gives_panoptic_and_boxes():
     model.bbox_head.fc_cls.bias.data[-1] = -100.
     model.eval()
     inputs, samples = _batch(model, with_gt=False)
-    with torch.no_grad():
+    # The network saw the originals at half size: results at the original.
+    for sample, (h, w) in zip(samples, SHAPES):
+        sample.set_metainfo(
+            dict(ori_shape=(2 * h, 2 * w), scale_factor=(0.5, 0.5)))
+    with torch.no_grad():  # predict fills the samples in place
+        unscaled = [s.clone() for s in samples]
         results = model.predict(inputs, samples)
-    for result, (h, w) in zip(results, SHAPES):
+        unscaled = model.predict(inputs, unscaled, rescale=False)
+    for result, unscaled, (h, w) in zip(results, unscaled, SHAPES):
         pan = result.pred_panoptic_seg.sem_seg
-        assert pan.shape == (1, h, w)
+        assert pan.shape == (1, 2 * h, 2 * w)
+        assert unscaled.pred_panoptic_seg.sem_seg.shape == (1, h, w)
         labels = pan % 1000
         assert torch.all((labels >= 0) & (labels <= 4))
         assert len(result.pred_instances.bboxes) == NUM_QUERIES
+        torch.testing.assert_close(result.pred_instances.bboxes,
+                                   2 * unscaled.pred_instances.bboxes)
         areas = [s['area'] for s in result.pred_panoptic_seg.segments_info]
-        assert sum(areas) == h * w
+        assert sum(areas) == 4 * h * w
+        ids = sorted(s['id'] for s in result.pred_panoptic_seg.segments_info)
+        assert ids == sorted(pan.unique().tolist())
 
 
 def test_bad_configs_are_refused():

@@ -34,8 +34,11 @@ class DETRFusionHead(BasePanopticFusionHead):
 
     Differences from the reference, on purpose: masks are cropped to the
     image before resizing (the reference resizes the padded map), the
-    argmax is taken at the output resolution, and stuff stays merged after
-    small segments are dropped.
+    argmax is taken at the output resolution, and several queries of one
+    stuff class stay merged into one segment. (The reference merges them
+    only to measure areas: every query but the first of the class then has
+    area 0, is dropped as too small, and its pixels go to the argmax over
+    the remaining queries, possibly another class.)
 
     Args:
         num_things_classes (int): Things, labels ``[0, num_things)``.
@@ -81,7 +84,17 @@ class DETRFusionHead(BasePanopticFusionHead):
 
     def _paint(self, labels: Tensor,
                masks: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Per-pixel argmax; segment ids and areas per query."""
+        """Per-pixel argmax; segment ids and areas per query.
+
+        Args:
+            labels (Tensor): Class of each query, has shape (k, ).
+            masks (Tensor): Mask logits, has shape (k, H, W).
+
+        Returns:
+            tuple[Tensor]: The panoptic map (H, W), each query's segment id
+            (k, ) and the area of that segment (k, ; shared by the queries
+            of one stuff class).
+        """
         is_thing = labels < self.num_things_classes
         instance_ids = torch.cumsum(is_thing.long(), 0) * is_thing
         seg_ids = labels + instance_ids * INSTANCE_OFFSET
