@@ -2,38 +2,13 @@
 # 480-800 step 32, longer <= 1333; or resize 400/500/600 -> random crop
 # 384-600 -> resize), 4 images per GPU. Test: shorter side 800, longer <= 1333
 # (mmdet's), scored by CocoMetric (AP, AP50, AP75, APs, APm, APl).
-_base_ = 'mmdet::_base_/datasets/coco_detection.py'
+_base_ = ['mmdet::_base_/datasets/coco_detection.py', './detr_augmentation.py']
 
-multi_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333),
-                (608, 1333), (640, 1333), (672, 1333), (704, 1333),
-                (736, 1333), (768, 1333), (800, 1333)]
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomChoice',
-        transforms=[[
-            dict(
-                type='RandomChoiceResize',
-                scales=multi_scales,
-                keep_ratio=True)
-        ],
-                    [
-                        dict(
-                            type='RandomChoiceResize',
-                            scales=[(400, 1333), (500, 1333), (600, 1333)],
-                            keep_ratio=True),
-                        dict(
-                            type='RandomCrop',
-                            crop_type='absolute_range',
-                            crop_size=(384, 600),
-                            allow_negative_crop=True),
-                        dict(
-                            type='RandomChoiceResize',
-                            scales=multi_scales,
-                            keep_ratio=True)
-                    ]]),
+    {{_base_.detr_augmentation}},  # ./detr_augmentation.py
     dict(type='PackDetInputs')
 ]
 train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))

@@ -5,11 +5,8 @@
 # annotation, stuff from the panoptic map (PanopticStuffToInstances), boxes
 # and masks. Test: shorter side 800, longer <= 1333; PQ/SQ/RQ by
 # CocoPanopticMetric (needs panopticapi: `pip install panopticapi-lite`).
-_base_ = 'mmdet::_base_/datasets/coco_panoptic.py'
+_base_ = ['mmdet::_base_/datasets/coco_panoptic.py', './detr_augmentation.py']
 
-multi_scales = [(480, 1333), (512, 1333), (544, 1333), (576, 1333),
-                (608, 1333), (640, 1333), (672, 1333), (704, 1333),
-                (736, 1333), (768, 1333), (800, 1333)]
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
     dict(
@@ -18,29 +15,7 @@ train_pipeline = [
         with_seg=True,
         backend_args={{_base_.backend_args}}),
     dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomChoice',
-        transforms=[[
-            dict(
-                type='RandomChoiceResize',
-                scales=multi_scales,
-                keep_ratio=True)
-        ],
-                    [
-                        dict(
-                            type='RandomChoiceResize',
-                            scales=[(400, 1333), (500, 1333), (600, 1333)],
-                            keep_ratio=True),
-                        dict(
-                            type='RandomCrop',
-                            crop_type='absolute_range',
-                            crop_size=(384, 600),
-                            allow_negative_crop=True),
-                        dict(
-                            type='RandomChoiceResize',
-                            scales=multi_scales,
-                            keep_ratio=True)
-                    ]]),
+    {{_base_.detr_augmentation}},  # ./detr_augmentation.py
     dict(type='PanopticStuffToInstances', num_things_classes=80),
     dict(type='PackDetInputs')
 ]
