@@ -37,7 +37,7 @@ UNUSED_IDS = sorted(set(range(1, 91)) - set(COCO_CATEGORY_IDS))
 
 def _load_tool(monkeypatch):
     """Import the tool by path; its folder goes on ``sys.path`` as when it
-    runs as a script (it imports its sibling ``updetr_to_mmdet``)."""
+    runs as a script."""
     import importlib.util
     monkeypatch.syspath_prepend(str(TOOLS))
     spec = importlib.util.spec_from_file_location('detr_to_mmdet',

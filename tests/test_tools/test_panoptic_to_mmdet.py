@@ -17,7 +17,6 @@ a padded batch of two sizes; and our ``DETRFusionHead`` the reference's
 """
 import importlib.util
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,12 +136,8 @@ def test_unknown_keys_are_named(reference_sd):
 def test_tool_writes_a_loadable_checkpoint(reference_sd, tmp_path, capsys):
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     torch.save(dict(model=reference_sd, epoch=24), src)
-    sys.path.insert(0, str(REPO / 'tools' / 'model_converters'))
-    try:
-        tool = _load_module('panoptic_to_mmdet', 'tools', 'model_converters',
-                            'panoptic_to_mmdet.py')
-    finally:
-        sys.path.pop(0)
+    tool = _load_module('panoptic_to_mmdet', 'tools', 'model_converters',
+                        'panoptic_to_mmdet.py')
     tool.convert(str(src), str(dst))
     assert 'pre-norm' in capsys.readouterr().out
     checkpoint = torch.load(dst, map_location='cpu')

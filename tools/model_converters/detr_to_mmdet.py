@@ -33,12 +33,12 @@ from typing import Dict
 
 import torch
 from torch import Tensor
-# The sibling tool (this folder is sys.path[0] when run as a script).
-from updetr_to_mmdet import get_model_state_dict, load_reference_checkpoint
 
 from mmdet_updetr.utils import (COCO_CATEGORY_IDS, COCO_REFERENCE_NUM_OUTPUTS,
                                 PRE_NORM_KEY, coco_class_rows,
-                                convert_reference_state_dict)
+                                convert_reference_state_dict,
+                                converter_arg_parser, get_model_state_dict,
+                                load_reference_checkpoint)
 
 HINTS = {
     True:
@@ -51,17 +51,10 @@ HINTS = {
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert a COCO detector checkpoint of '
-        'facebookresearch/detr or dddzg/up-detr (fine-tuned) into mmdet')
-    parser.add_argument('src', help='reference checkpoint ({"model": ...})')
-    parser.add_argument('dst', help='where to save the converted checkpoint')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='load SRC with weights_only=False (unpickles arbitrary '
-        'objects: only for a file you trust)')
-    return parser.parse_args()
+    """Parse the command line."""
+    return converter_arg_parser(
+        'Convert a COCO detector checkpoint of facebookresearch/detr or '
+        'dddzg/up-detr (fine-tuned) into mmdet').parse_args()
 
 
 def check_detector(src_sd: Dict[str, Tensor], src: str) -> None:

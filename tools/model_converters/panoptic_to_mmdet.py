@@ -31,31 +31,24 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
-# The sibling tool (this folder is sys.path[0] when run as a script).
-from updetr_to_mmdet import get_model_state_dict, load_reference_checkpoint
 
 from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS,
                                 convert_panoptic_state_dict,
-                                panoptic_class_rows)
+                                converter_arg_parser, get_model_state_dict,
+                                load_reference_checkpoint, panoptic_class_rows)
 
 PRE_NORM_KEY = 'detr.transformer.encoder.norm.weight'
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert a reference DETR / UP-DETR panoptic '
+    """Parse the command line."""
+    parser = converter_arg_parser(
+        'Convert a reference DETR / UP-DETR panoptic '
         'checkpoint (DETRsegm) into an mmdet-updetr checkpoint')
-    parser.add_argument('src', help='reference checkpoint ({"model": ...})')
-    parser.add_argument('dst', help='where to save the converted checkpoint')
     parser.add_argument(
         '--ann-file',
         help='a COCO panoptic json: take the category ids of mmdet\'s 133 '
         'class names from it instead of the built-in table')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='load SRC with weights_only=False (unpickles arbitrary '
-        'objects: only for a file you trust)')
     return parser.parse_args()
 
 

@@ -14,68 +14,23 @@ Example::
 """
 import argparse
 import os.path as osp
-import pickle
 from collections import Counter
 from typing import Dict
 
 import torch
 from torch import Tensor
 
-from mmdet_updetr.utils import PRETEXT_CLASS_ROWS, convert_reference_state_dict
-
-UNSAFE_HINT = (
-    'torch.load(weights_only=True) refused {src}: {err}\n'
-    'Reference checkpoints may hold Python objects besides tensors, and '
-    'unpickling such objects can run arbitrary code. Only if you trust '
-    'this file (e.g. downloaded from the authors\' release), rerun with '
-    '--unsafe-load.')
+from mmdet_updetr.utils import (PRETEXT_CLASS_ROWS,
+                                convert_reference_state_dict,
+                                converter_arg_parser, get_model_state_dict,
+                                load_reference_checkpoint)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Convert a dddzg/up-detr pre-training checkpoint into '
-        'an mmdet-updetr checkpoint')
-    parser.add_argument('src', help='reference checkpoint ({"model": ...})')
-    parser.add_argument('dst', help='where to save the converted checkpoint')
-    parser.add_argument(
-        '--unsafe-load',
-        action='store_true',
-        help='load SRC with weights_only=False (unpickles arbitrary '
-        'objects: only for a file you trust)')
-    return parser.parse_args()
-
-
-def load_reference_checkpoint(src: str, unsafe_load: bool = False) -> dict:
-    """Load a reference checkpoint onto the CPU.
-
-    ``argparse.Namespace`` (the reference's ``args`` entry, a plain
-    attribute holder) is allowed in the weights-only load; anything else
-    beyond tensors and containers needs ``unsafe_load``.
-
-    Args:
-        src (str): Path of the checkpoint.
-        unsafe_load (bool): Load with ``weights_only=False``.
-
-    Returns:
-        dict: The loaded checkpoint.
-    """
-    if unsafe_load:
-        return torch.load(src, map_location='cpu', weights_only=False)
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(src, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise SystemExit(UNSAFE_HINT.format(src=src, err=err)) from err
-
-
-def get_model_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
-    """Return the ``'model'`` entry (or the checkpoint if it is one)."""
-    if 'model' in checkpoint:
-        return checkpoint['model']
-    if all(isinstance(v, Tensor) for v in checkpoint.values()):
-        return checkpoint
-    raise KeyError(f'no "model" entry among {sorted(checkpoint)}: is this a '
-                   'reference (dddzg/up-detr) checkpoint?')
+    """Parse the command line."""
+    return converter_arg_parser(
+        'Convert a dddzg/up-detr pre-training checkpoint into an '
+        'mmdet-updetr checkpoint').parse_args()
 
 
 def check_pretext(src_sd: Dict[str, Tensor], src: str) -> None:
