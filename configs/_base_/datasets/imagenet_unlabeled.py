@@ -13,6 +13,10 @@ backend_args = None
 # Random shorter side as in the paper (ImageNet images are small), longer
 # side at most 600, no flip (it would make the pretext too hard).
 train_scales = [320, 336, 352, 368, 400, 416, 432, 448, 464, 480]
+train_resize = dict(
+    type='RandomChoiceResize',
+    scales=[(s, 600) for s in train_scales],
+    keep_ratio=True)
 train_pipeline = [
     # Bad files (truncated, empty, not images, sides <= 16 px) are skipped
     # with a warning and another image is drawn.
@@ -25,10 +29,7 @@ train_pipeline = [
         min_size=8,
         patch_size=128,
         augment=True),
-    dict(
-        type='RandomChoiceResize',
-        scales=[(s, 600) for s in train_scales],
-        keep_ratio=True),
+    train_resize,
     dict(type='PackUPDETRInputs')
 ]
 # For a validation loader over held-out images: fixed scale, no

@@ -1,0 +1,7 @@
+# Ablation (Fig. 6): no attention mask between the query groups; otherwise
+# pretrain_in1k_15e.py.
+# 8 GPUs x 32 images, 15 epochs, lr x0.1 at epoch 10 (auto_scale_lr: 256).
+#   tools/dist_train.sh configs/updetr/pretrain_in1k_15e_nomask.py 8
+_base_ = './pretrain_in1k_15e.py'
+
+model = dict(decoder=dict(use_group_mask=False))
