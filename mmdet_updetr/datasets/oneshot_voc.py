@@ -34,7 +34,8 @@ class OneShotVOCDataset(BaseDataset):
     turns it into one-shot samples. Each sample names a *query object*
     (``query_img_path``, ``query_bbox``, cropped by
     :class:`LoadOneShotQuery`) and keeps as ground truth only the boxes of
-    the query's class, relabelled 0 (the 2-way "matches the query" class).
+    the query's class, with their class label (so that mmdet's visualisers
+    name them; :class:`OneShotUPDETR` trains them as "matches the query").
 
     **Query pool.** Per class, the ground-truth boxes of this split's images
     (a training set draws queries from its training images, a test set from
@@ -251,8 +252,8 @@ class OneShotVOCDataset(BaseDataset):
 
     def make_episode(self, info: dict, img_index: int, label: int, query: int,
                      draw: int) -> dict:
-        """A one-shot sample: the image, its boxes of ``label`` relabelled
-        0, and query ``query`` (an index into the pool).
+        """A one-shot sample: the image, its boxes of class ``label``, and
+        query ``query`` (an index into the pool).
 
         Args:
             info (dict): The image's data info, with ``instances``.
@@ -266,8 +267,7 @@ class OneShotVOCDataset(BaseDataset):
         """
         query_img = self.img_infos[self.pool_imgs[query]]
         instances = [
-            dict(inst, bbox_label=0) for inst in info['instances']
-            if inst['bbox_label'] == label
+            inst for inst in info['instances'] if inst['bbox_label'] == label
         ]
         episode = {k: v for k, v in info.items() if k != 'oneshot_candidates'}
         episode.update(

@@ -134,10 +134,12 @@ def test_training_never_queries_the_same_image(voc_root):
         assert [b - 1 for b in pair['query_bbox']
                 ] in [[v - 1 for v in b]
                       for b in written_boxes(pair['query_img_id'], name)]
-        # Ground truth: exactly that class's boxes in the image, label 0.
+        # Ground truth: exactly that class's boxes in the image, with
+        # their class (the detector trains them as matches).
         assert [i['bbox'] for i in pair['instances']
                 ] == written_boxes(pair['img_id'], name)
-        assert all(i['bbox_label'] == 0 for i in pair['instances'])
+        assert all(i['bbox_label'] == pair['oneshot_class']
+                   for i in pair['instances'])
 
 
 def test_unseen_classes_never_appear_in_training_pairs(voc_root):
@@ -294,7 +296,7 @@ def test_pipeline_crops_the_query_and_packs_one_patch(voc_root):
     assert sample.gt_instances.bboxes.tensor.tolist() == [
         [float(v) for v in b] for b in written_boxes('e0', name, 0)
     ]
-    assert (sample.gt_instances.labels == 0).all()
+    assert (sample.gt_instances.labels == sample.oneshot_class).all()
 
 
 def test_bad_arguments_are_named(voc_root):

@@ -92,3 +92,31 @@ def test_losses_are_detrs_two_way_without_reconstruction():
     grad = model.backbone.layer4[0].downsample[0].weight.grad
     assert grad is not None and grad.abs().sum() > 0
     assert model.patch2query.weight.grad.abs().sum() > 0
+
+
+def test_boxes_of_any_class_train_as_matches():
+    """Ground truth keeps its VOC class (for visualisers); the loss sees
+    every box as a match: the losses equal those of label 0 (without the
+    mapping, class 7 would index past the 2-way head's classes)."""
+    model = _model().train()
+    losses = []
+    for label in (0, 7):
+        data = model.data_preprocessor(_data(_queries(90)), True)
+        for sample in data['data_samples']:
+            sample.gt_instances.labels.fill_(label)
+        torch.manual_seed(1)
+        losses.append(model.loss(data['inputs'], data['data_samples']))
+    for key in losses[0]:
+        assert torch.equal(losses[0][key], losses[1][key]), key
+
+
+def test_predictions_named_by_the_episodes_class():
+    model = _model().eval()
+    data = model.data_preprocessor(_data(_queries(90)), False)
+    for sample, label in zip(data['data_samples'], (7, 11)):
+        sample.set_metainfo(dict(oneshot_class=label))
+    with torch.no_grad():
+        results = model.predict(data['inputs'], data['data_samples'])
+    for result, label in zip(results, (7, 11)):
+        assert (result.pred_instances.labels == label).all()
+        assert (result.pred_group_instances.labels == label).all()
