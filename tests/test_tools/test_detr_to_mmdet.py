@@ -23,6 +23,7 @@ from mmengine.config import Config
 from mmdet_updetr.testing import get_config_path, tiny_model_cfg
 from mmdet_updetr.utils import (COCO_CATEGORY_IDS, coco_class_rows,
                                 convert_reference_state_dict)
+from tests.reference import randomize_1d_
 from tests.reference import updetr_reference as ref
 from tests.reference.detr_reference import build_reference_detr, post_process
 
@@ -66,15 +67,7 @@ def _reference(pre_norm: bool) -> torch.nn.Module:
         dim_feedforward=2 * EMBED_DIMS,
         dropout=0.,
         pre_norm=pre_norm)
-    for name, value in model.state_dict().items():
-        if value.dim() != 1:
-            continue
-        if name.endswith('running_var'):
-            value.uniform_(0.5, 1.5)
-        elif name.endswith('weight'):
-            value.uniform_(0.8, 1.2)
-        else:
-            value.normal_(0, 0.1)
+    randomize_1d_(model)
     with torch.no_grad():
         model.class_embed.bias[[0] + UNUSED_IDS] = -1e4
     return model.eval()

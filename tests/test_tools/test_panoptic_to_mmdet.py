@@ -33,6 +33,7 @@ from mmdet_updetr.testing import get_tiny_cfg, tiny_panoptic_model_cfg
 from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS,
                                 convert_panoptic_state_dict,
                                 panoptic_class_rows)
+from tests.reference import randomize_1d_
 from tests.reference import updetr_reference as ref
 from tests.reference.detr_panoptic_reference import (
     COCO_PANOPTIC_IS_THING_MAP, PostProcessPanoptic, build_reference_panoptic)
@@ -173,15 +174,7 @@ def _random_reference(pre_norm: bool) -> torch.nn.Module:
         dim_feedforward=2 * EQ_DIM,
         dropout=0.,
         pre_norm=pre_norm)
-    for name, value in model.state_dict().items():
-        if value.dim() != 1:
-            continue
-        if name.endswith('running_var'):
-            value.uniform_(0.5, 1.5)
-        elif name.endswith('weight'):
-            value.uniform_(0.8, 1.2)
-        else:
-            value.normal_(0, 0.1)
+    randomize_1d_(model)
     with torch.no_grad():
         # The maps (~1 / (heads * h * w) each) are the only per-query input
         # of the mask head; trained weights amplify them, random ones would

@@ -23,6 +23,7 @@ from mmengine.structures import InstanceData
 from mmdet_updetr.models import UPDETR
 from mmdet_updetr.testing import tiny_model_cfg
 from mmdet_updetr.utils import convert_reference_state_dict
+from tests.reference import randomize_1d_
 
 REPO = Path(__file__).resolve().parents[2]
 NUM_QUERIES, NUM_PATCHES, EMBED_DIMS, NUM_LAYERS = 6, 3, 32, 2
@@ -51,23 +52,6 @@ def _load_tool():
                         'updetr_to_mmdet.py')
 
 
-def _randomize_(model: torch.nn.Module) -> None:
-    """Give every 1-D tensor distinct values, so a swapped key shows up.
-
-    Defaults (BN / LayerNorm weight 1, biases 0) would hide a mix-up of
-    norms or biases in the key map.
-    """
-    for name, value in model.state_dict().items():
-        if value.dim() != 1:
-            continue
-        if name.endswith('running_var'):
-            value.uniform_(0.5, 1.5)
-        elif name.endswith('weight'):
-            value.uniform_(0.8, 1.2)
-        else:
-            value.normal_(0, 0.1)
-
-
 @pytest.fixture(scope='module')
 def reference():
     """The reference model (eval) and criterion, randomised, seeded."""
@@ -82,7 +66,7 @@ def reference():
         dim_feedforward=2 * EMBED_DIMS,
         dropout=0.,
         mask_ratio=0.)
-    _randomize_(model)
+    randomize_1d_(model)
     with torch.no_grad():
         # Class 0 of the reference's 3-way classifier is never a target;
         # with its logit at -1e4 its softmax mass is 0, so the 3-way and our
