@@ -4,7 +4,6 @@ import re
 import pytest
 import torch
 from mmdet.registry import MODELS
-from mmengine.config import ConfigDict
 from mmengine.logging import MMLogger
 
 from mmdet_updetr.testing import get_tiny_cfg
@@ -19,21 +18,9 @@ PRETEXT_KEYS = [
 
 
 def finetune_model_cfg(checkpoint, **init_args):
-    """Tiny DETR (num_patches=0, 3 classes) starting from ``checkpoint``."""
-    model = get_tiny_cfg('updetr/pretrain_demo_cpu.py').model
-    model.update(num_patches=0, freeze_backbone=False)
-    model.bbox_head = ConfigDict(
-        type='DETRHead',
-        num_classes=3,
-        embed_dims=32,
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            bg_cls_weight=0.1,
-            use_sigmoid=False,
-            loss_weight=1.0,
-            class_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-        loss_iou=dict(type='GIoULoss', loss_weight=2.0))
+    """The VOC fine-tuning model (DETRHead, 20 classes), shrunk as the tiny
+    pre-training run's, starting from ``checkpoint``."""
+    model = get_tiny_cfg('updetr/finetune_voc0712_150e.py').model
     model.init_cfg = dict(
         type='UPDETRPretrained', checkpoint=checkpoint, **init_args)
     return model
@@ -63,7 +50,7 @@ def test_finetune_init_loads_drops_and_logs(tiny_pretrain_checkpoint,
         if key.startswith('bbox_head.fc_cls.'):
             continue
         assert torch.equal(value, ckpt[key]), key
-    assert ours['bbox_head.fc_cls.weight'].shape == (4, 32)
+    assert ours['bbox_head.fc_cls.weight'].shape == (21, 32)
     assert not any(k.startswith('patch2query') for k in ours)
     log = log_file.read_text()
     dropped = re.findall(r'\| dropped \| (\S+) \|', log)
