@@ -1,7 +1,6 @@
 """The detection fine-tuning configs: recipe, shared architecture, optimizer.
 """
 import copy
-import re
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from mmdet_updetr.testing import get_config_path, get_tiny_cfg
+from tests.test_configs.recipe import check_finetune_recipe
 
 DETECTION = [
     f'updetr/{role}_{data}_{epochs}e.py' for role in ('finetune', 'detr')
@@ -51,22 +51,9 @@ def test_architecture_is_the_pretraining_one(name, pretrain_model):
 @pytest.mark.parametrize('name', DETECTION)
 def test_recipe(name):
     cfg = _load(name)
-    epochs = int(re.search(r'_(\d+)e\.py$', name).group(1))
-    assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.param_scheduler[0].milestones == {
-        150: [100],
-        300: [200]
-    }[epochs]
-    assert cfg.train_dataloader.batch_size == 4
-    assert cfg.auto_scale_lr.base_batch_size == 8 * 4
-    assert cfg.optim_wrapper.optimizer == dict(
-        type='AdamW', lr=1e-4, weight_decay=1e-4)
-    assert cfg.optim_wrapper.clip_grad.max_norm == 0.1
+    check_finetune_recipe(cfg, name)
     assert cfg.model.bbox_head.num_classes == (20 if 'voc' in name else 80)
     assert cfg.model.test_cfg.max_per_img == 100
-    # The first comment line names GPUs x batch and the schedule.
-    header = open(get_config_path(name)).read().split('\n_base_')[0]
-    assert '8 GPUs x 4 images' in header and f'{epochs} epochs' in header
     if name.startswith('updetr/finetune'):
         assert cfg.model.init_cfg.type == 'UPDETRPretrained'
         assert cfg.model.backbone.init_cfg is None

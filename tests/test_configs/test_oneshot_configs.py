@@ -1,6 +1,5 @@
 """The one-shot VOC configs: model, recipe, data, optimizer."""
 import copy
-import re
 
 import pytest
 from mmdet.registry import MODELS
@@ -8,6 +7,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from mmdet_updetr.testing import get_config_path, get_tiny_cfg
+from tests.test_configs.recipe import check_finetune_recipe
 
 ONESHOT = [
     f'updetr/{role}_voc0712_{epochs}e.py'
@@ -33,18 +33,7 @@ def test_model_and_recipe(name):
     assert model.bbox_head.type == 'UPDETRHead'
     assert model.bbox_head.loss_rec is None
     assert model.bbox_head.bg_cls_weight == 0.1
-    epochs = int(re.search(r'_(\d+)e\.py$', name).group(1))
-    assert cfg.train_cfg.max_epochs == epochs
-    assert cfg.param_scheduler[0].milestones == {
-        150: [100],
-        300: [200]
-    }[epochs]
-    assert cfg.train_dataloader.batch_size == 4
-    assert cfg.auto_scale_lr.base_batch_size == 8 * 4
-    assert cfg.optim_wrapper.optimizer == dict(
-        type='AdamW', lr=1e-4, weight_decay=1e-4)
-    header = open(get_config_path(name)).read().split('\n_base_')[0]
-    assert '8 GPUs x 4 images' in header and f'{epochs} epochs' in header
+    check_finetune_recipe(cfg, name)
     if name.startswith('updetr/oneshot'):
         assert model.init_cfg == dict(
             type='UPDETRPretrained',
