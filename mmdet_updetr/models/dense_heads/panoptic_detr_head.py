@@ -162,14 +162,17 @@ class PanopticDETRHead(DETRHead):
         """
         batch_gt_instances = [s.gt_instances for s in batch_data_samples]
         batch_img_metas = [s.metainfo for s in batch_data_samples]
-        self._check_gt(batch_gt_instances)
         cls_scores, bbox_preds, mask_preds = self(hidden_states, memory,
                                                   memory_mask, mask_feats)
+        # The mask losses first: they check the targets (masks present,
+        # labels within num_classes) before the box losses use them.
+        mask_losses = self.loss_mask_by_feat(mask_preds, cls_scores[-1],
+                                             bbox_preds[-1],
+                                             batch_gt_instances,
+                                             batch_img_metas)
         losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
                                    batch_img_metas)
-        losses.update(
-            self.loss_mask_by_feat(mask_preds, cls_scores[-1], bbox_preds[-1],
-                                   batch_gt_instances, batch_img_metas))
+        losses.update(mask_losses)
         return losses
 
     def loss_mask_by_feat(self, mask_preds: Tensor, cls_scores: Tensor,
