@@ -13,13 +13,12 @@ Its classifier has 251 outputs for COCO panoptic: row ``i`` is category id
 object"; mmdet's 133 classes (``CocoPanopticDataset.METAINFO``, things then
 stuff, ascending ids) take rows :data:`COCO_PANOPTIC_CATEGORY_IDS`.
 """
-import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor
 
-from .reference_keys import convert_reference_state_dict
+from .reference_keys import apply_key_rules, convert_reference_state_dict
 
 #: Rules for the reference's mask branches (keys without ``detr.``).
 PANOPTIC_KEY_RULES: Tuple[Tuple[str, str], ...] = (
@@ -67,10 +66,7 @@ def panoptic_class_rows(
 
 def map_panoptic_key(key: str) -> Optional[str]:
     """Our name of a reference mask-branch key, None if no rule matches."""
-    for pattern, replacement in PANOPTIC_KEY_RULES:
-        if re.match(pattern, key):
-            return re.sub(pattern, replacement, key)
-    return None
+    return apply_key_rules(key, PANOPTIC_KEY_RULES)
 
 
 def convert_panoptic_state_dict(
@@ -97,10 +93,12 @@ def convert_panoptic_state_dict(
     for key, value in state_dict.items():
         if key.startswith(_DETR_PREFIX):
             detr_sd[key[len(_DETR_PREFIX):]] = value
-        elif map_panoptic_key(key) is not None:
-            converted[map_panoptic_key(key)] = value
-        else:
+            continue
+        new_key = map_panoptic_key(key)
+        if new_key is None:
             unknown.append(key)
+        else:
+            converted[new_key] = value
     if unknown:
         raise KeyError(f'cannot map {len(unknown)} key(s) of the reference '
                        f'panoptic checkpoint: {unknown}')

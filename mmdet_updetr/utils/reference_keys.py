@@ -110,6 +110,24 @@ def coco_class_rows(
 _BN_BUFFER = 'running_var'
 
 
+def apply_key_rules(key: str, rules: Sequence[Tuple[str,
+                                                    str]]) -> Optional[str]:
+    """Rename ``key`` by the first ``(pattern, replacement)`` rule matching it.
+
+    Args:
+        key (str): A key of a reference state dict.
+        rules (Sequence[tuple[str, str]]): Regular expressions and their
+            ``re.sub`` replacements, tried in order.
+
+    Returns:
+        str | None: Our key, or None when no rule matches.
+    """
+    for pattern, replacement in rules:
+        if re.match(pattern, key):
+            return re.sub(pattern, replacement, key)
+    return None
+
+
 def map_reference_key(key: str, pretext: bool = True) -> Optional[str]:
     """Translate one reference key into ours.
 
@@ -121,11 +139,8 @@ def map_reference_key(key: str, pretext: bool = True) -> Optional[str]:
     Returns:
         str | None: Our key, or None when no rule matches.
     """
-    rules = DETR_KEY_RULES + (PRETEXT_KEY_RULES if pretext else ())
-    for pattern, replacement in rules:
-        if re.match(pattern, key):
-            return re.sub(pattern, replacement, key)
-    return None
+    return apply_key_rules(
+        key, DETR_KEY_RULES + (PRETEXT_KEY_RULES if pretext else ()))
 
 
 def _map_all_keys(state_dict: Dict[str, Tensor],
