@@ -32,12 +32,13 @@ from typing import List, Optional
 
 import torch
 
-from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS,
+from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS, PRE_NORM_KEY,
                                 convert_panoptic_state_dict,
                                 converter_arg_parser, get_model_state_dict,
                                 load_reference_checkpoint, panoptic_class_rows)
 
-PRE_NORM_KEY = 'detr.transformer.encoder.norm.weight'
+#: The reference panoptic model wraps DETR as ``detr.``.
+PANOPTIC_PRE_NORM_KEY = 'detr.' + PRE_NORM_KEY
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,7 +81,7 @@ def convert(src: str,
     ids = category_ids_from_json(ann_file) if ann_file else \
         COCO_PANOPTIC_CATEGORY_IDS
     state_dict = convert_panoptic_state_dict(src_sd, panoptic_class_rows(ids))
-    pre_norm = PRE_NORM_KEY in src_sd
+    pre_norm = PANOPTIC_PRE_NORM_KEY in src_sd
     meta = dict(
         converted_from=osp.basename(src),
         source='DETRsegm panoptic model (facebookresearch/detr format)',
