@@ -19,7 +19,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
 
 import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
-from mmdet_updetr.engine import setup_cpu_dist
+from mmdet_updetr.engine import setup_cpu_dist, teardown_cpu_dist
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -159,6 +159,7 @@ def main() -> None:
 
     # start testing
     runner.test()
+    teardown_cpu_dist()
 
 
 if __name__ == '__main__':

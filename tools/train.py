@@ -17,7 +17,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
-from mmdet_updetr.engine import setup_cpu_dist
+from mmdet_updetr.engine import setup_cpu_dist, teardown_cpu_dist
 
 
 def parse_args() -> argparse.Namespace:
@@ -146,6 +146,7 @@ def main() -> None:
 
     # start training
     runner.train()
+    teardown_cpu_dist()
 
 
 if __name__ == '__main__':

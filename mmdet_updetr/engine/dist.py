@@ -11,7 +11,7 @@ initialises the process group with the gloo backend itself (the Runner then
 skips its own initialisation) and configures the DDP wrapper with
 ``device_ids=None``. Where CUDA is available it changes nothing but
 ``cfg.launcher``: mmengine handles that case. ``tools/train.py`` and
-``tools/test.py`` both call it.
+``tools/test.py`` both call it, and :func:`teardown_cpu_dist` at the end.
 """
 import datetime
 import os
@@ -85,6 +85,21 @@ def init_cpu_process_group(launcher: str,
     if timeout is not None:
         kwargs['timeout'] = datetime.timedelta(seconds=timeout)
     torch_dist.init_process_group(**kwargs)
+
+
+def teardown_cpu_dist() -> None:
+    """End a run set up by :func:`setup_cpu_dist`: wait for every rank,
+    then destroy the gloo process group.
+
+    Call it when the Runner has finished. A rank that exits while another
+    still holds its gloo connections can abort at exit ("terminate called
+    without an active exception") after a successful run. Does nothing
+    without a gloo process group (single process, or mmengine's own CUDA
+    set-up).
+    """
+    if torch_dist.is_initialized() and torch_dist.get_backend() == 'gloo':
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
 
 
 def setup_cpu_dist(cfg: Config, launcher: str) -> bool:

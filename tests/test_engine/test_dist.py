@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
-from mmdet_updetr.engine import setup_cpu_dist
+from mmdet_updetr.engine import setup_cpu_dist, teardown_cpu_dist
 
 # Set by the launchers or by setup_cpu_dist; restored after each test.
 DIST_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT',
@@ -146,3 +146,18 @@ def test_mpi_needs_master_addr(clean_env):
     with pytest.raises(KeyError, match='MASTER_ADDR'):
         setup_cpu_dist(_cfg(), 'mpi')
     assert not torch_dist.is_initialized()
+
+
+def test_teardown_destroys_the_gloo_group(clean_env):
+    """The tools end a CPU run by waiting for every rank and destroying the
+    group (a rank used to abort at exit, "terminate called without an
+    active exception")."""
+    clean_env.setenv('RANK', '0')
+    clean_env.setenv('WORLD_SIZE', '1')
+    clean_env.setenv('MASTER_ADDR', '127.0.0.1')
+    clean_env.setenv('MASTER_PORT', _free_port())
+    setup_cpu_dist(_cfg(), 'pytorch')
+    _assert_gloo_group()
+    teardown_cpu_dist()
+    assert not torch_dist.is_initialized()
+    teardown_cpu_dist()  # nothing left to do: no error
