@@ -9,7 +9,7 @@ from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
-from mmdet_updetr.utils import UPDETRPretrainedInit
+from ..utils import UPDETRPretrainedInit
 
 
 @MODELS.register_module()
