@@ -27,15 +27,16 @@ def tiny_model_cfg(model: ConfigDict,
                    num_layers: int = 1,
                    num_queries: int = 10,
                    num_patches: int = 2) -> ConfigDict:
-    """Shrink an UP-DETR (or DETR) model config for CPU tests.
+    """Shrink an UP-DETR (or pre-norm DETR) model config for CPU tests.
 
     Args:
         model (:obj:`ConfigDict`): The model config; not modified.
         embed_dims (int): Transformer width. Defaults to 32.
         num_layers (int): Encoder and decoder layers. Defaults to 1.
         num_queries (int): Object queries ``N``. Defaults to 10.
-        num_patches (int): Query patches ``M`` (kept at 0 when the model
-            has no pretext). Defaults to 2.
+        num_patches (int): Query patches ``M``, for a model with query
+            patches (``UPDETR`` and its subclasses; unused otherwise).
+            Defaults to 2.
 
     Returns:
         :obj:`ConfigDict`: The shrunk copy.
@@ -45,7 +46,7 @@ def tiny_model_cfg(model: ConfigDict,
     model.neck.update(in_channels=[512], out_channels=embed_dims)
     model.num_queries = num_queries
     model.test_cfg.max_per_img = num_queries
-    if model.get('num_patches', 0):
+    if 'num_patches' in model:
         model.update(num_patches=num_patches, patch_feat_dims=512)
     for coder in (model.encoder, model.decoder):
         coder.num_layers = num_layers

@@ -1,5 +1,5 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
-"""Pre-norm DETR transformer layers and an encoder that can use them.
+"""Pre-norm DETR transformer layers, and an encoder and a decoder of them.
 
 UP-DETR trains its transformer pre-norm (``normalize_before=True`` in the
 reference): LayerNorm comes before attention and FFN inside each residual
@@ -9,7 +9,8 @@ post-norm only. These subclasses keep mmdet's module names (``norms.0``,
 layouts, and post-norm stays mmdet's own code so its checkpoints still load.
 """
 from mmcv.cnn import build_norm_layer
-from mmdet.models.layers import (DetrTransformerDecoderLayer,
+from mmdet.models.layers import (DetrTransformerDecoder,
+                                 DetrTransformerDecoderLayer,
                                  DetrTransformerEncoder,
                                  DetrTransformerEncoderLayer)
 from mmdet.registry import MODELS
@@ -114,7 +115,7 @@ class PreNormDetrTransformerDecoderLayer(DetrTransformerDecoderLayer):
 
 
 @MODELS.register_module()
-class UPDETRTransformerEncoder(DetrTransformerEncoder):
+class PreNormDetrTransformerEncoder(DetrTransformerEncoder):
     """DETR encoder, pre-norm (the paper's) or post-norm (mmdet's).
 
     Args:
@@ -169,3 +170,43 @@ class UPDETRTransformerEncoder(DetrTransformerEncoder):
             # ``transformer.encoder.norm``).
             query = self.post_norm(query)
         return query
+
+
+@MODELS.register_module()
+class PreNormDetrTransformerDecoder(DetrTransformerDecoder):
+    """DETR decoder, pre-norm (the paper's) or post-norm (mmdet's).
+
+    Either way the decoder ends with mmdet's ``post_norm`` (the reference's
+    ``transformer.decoder.norm``), so the state-dict keys are those of
+    mmdet's ``DetrTransformerDecoder``.
+
+    Args:
+        num_layers (int): Number of decoder layers.
+        layer_cfg (:obj:`ConfigDict` or dict): Config of each decoder layer.
+        normalize_before (bool): Pre-norm layers when True; mmdet's
+            post-norm layers when False. Defaults to True.
+        **kwargs: Other arguments of ``DetrTransformerDecoder``
+            (``post_norm_cfg``, ``return_intermediate``, ``init_cfg``).
+    """
+
+    def __init__(self,
+                 num_layers: int,
+                 layer_cfg: ConfigType,
+                 normalize_before: bool = True,
+                 **kwargs) -> None:
+        self.normalize_before = normalize_before
+        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+
+    def _init_layers(self) -> None:
+        """Initialize decoder layers (pre- or post-norm) and the final norm."""
+        if not self.normalize_before:
+            return super()._init_layers()
+        # UP-DETR: pre-norm layers; ``post_norm`` is then the reference's
+        # ``transformer.decoder.norm``, applied as mmdet applies it.
+        self.layers = ModuleList([
+            PreNormDetrTransformerDecoderLayer(**self.layer_cfg)
+            for _ in range(self.num_layers)
+        ])
+        self.embed_dims = self.layers[0].embed_dims
+        self.post_norm = build_norm_layer(self.post_norm_cfg,
+                                          self.embed_dims)[1]

@@ -6,15 +6,21 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 
+from mmdet_updetr.models.layers import group_attention_mask
 from mmdet_updetr.testing import get_config_path, tiny_model_cfg
 
 SHAPES = [(64, 80), (48, 64)]  # two images, padded to 64 x 80
 
 
-def _model(**overrides):
+def _model_cfg():
     cfg = Config.fromfile(get_config_path('_base_/models/updetr_r50.py'))
     model_cfg = tiny_model_cfg(cfg.model)
     model_cfg.data_preprocessor = None
+    return model_cfg
+
+
+def _model(**overrides):
+    model_cfg = _model_cfg()
     for key, value in overrides.items():
         model_cfg[key] = value
     model = MODELS.build(model_cfg)
@@ -150,28 +156,31 @@ def test_query_shuffle_permutes_the_queries_in_training():
     assert torch.equal(decoder_inputs['query_pos'][0], weight)
 
 
-def test_without_pretext_is_detr_with_the_same_transformer():
-    head = dict(
-        type='DETRHead',
-        num_classes=3,
-        embed_dims=32,
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            bg_cls_weight=0.1,
-            use_sigmoid=False,
-            loss_weight=1.0,
-            class_weight=1.0))
-    model = _model(num_patches=0, bbox_head=head).train()
-    assert not hasattr(model, 'patch2query')
-    assert model.encoder.normalize_before
+def test_num_patches_must_divide_num_queries():
+    with pytest.raises(ValueError, match="type='PreNormDETR'"):
+        _model(num_patches=0)
+    with pytest.raises(ValueError, match=r'num_patches \(3\) must be'):
+        _model(num_patches=3)  # N = 10
+
+
+@pytest.mark.parametrize('decoder, expected', [
+    ('GroupMaskedDecoder', group_attention_mask(10, 5)),
+    ('PreNormDetrTransformerDecoder', None),
+])
+def test_decoder_type_chooses_the_group_mask(decoder, expected):
+    """The group mask (N=10, M=2), or none for the "no attention mask"
+    ablation; only the group-masked decoder is given N and M."""
+    model = _model(decoder=dict(_model_cfg().decoder, type=decoder)).eval()
+    assert hasattr(model.decoder, 'num_patches') == (expected is not None)
+    masks = []
+    model.decoder.layers[0].self_attn.register_forward_pre_hook(
+        lambda module, args, kwargs: masks.append(kwargs['attn_mask']),
+        with_kwargs=True)
     inputs, samples = _batch()
-    for sample in samples:
-        del sample.query_patches
-        sample.gt_instances.labels = torch.tensor([2, 1])
-    losses = model.loss(inputs, samples)
-    assert {'loss_cls', 'loss_bbox', 'loss_iou'} <= set(losses)
-    model.eval()
     with torch.no_grad():
-        results = model.predict(inputs, samples)
-    assert 'pred_group_instances' not in results[0]
-    assert len(results[0].pred_instances) == 10
+        model.predict(inputs, samples)
+    assert len(masks) == 1
+    if expected is None:
+        assert masks[0] is None
+    else:
+        assert torch.equal(masks[0], expected)
