@@ -114,8 +114,39 @@ class PreNormDetrTransformerDecoderLayer(DetrTransformerDecoderLayer):
         return self.ffn(self.norms[2](query), identity=query)
 
 
+class _NormalizeBefore:
+    """``normalize_before`` for a DETR encoder or decoder (one owner).
+
+    Placed before mmdet's ``DetrTransformerEncoder`` / ``Decoder`` in the
+    bases: with ``normalize_before=True`` the layers are
+    ``prenorm_layer_type``, else mmdet's own post-norm layers (its
+    ``_init_layers``). The final norm is the subclass's.
+    """
+
+    prenorm_layer_type: type
+
+    def __init__(self,
+                 num_layers: int,
+                 layer_cfg: ConfigType,
+                 normalize_before: bool = True,
+                 **kwargs) -> None:
+        self.normalize_before = normalize_before
+        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+
+    def _init_layers(self) -> None:
+        """Initialize pre-norm layers, or mmdet's when post-norm."""
+        if not self.normalize_before:
+            return super()._init_layers()
+        # UP-DETR: pre-norm layers in place of mmdet's post-norm ones.
+        self.layers = ModuleList([
+            self.prenorm_layer_type(**self.layer_cfg)
+            for _ in range(self.num_layers)
+        ])
+        self.embed_dims = self.layers[0].embed_dims
+
+
 @MODELS.register_module()
-class PreNormDetrTransformerEncoder(DetrTransformerEncoder):
+class PreNormDetrTransformerEncoder(_NormalizeBefore, DetrTransformerEncoder):
     """DETR encoder, pre-norm (the paper's) or post-norm (mmdet's).
 
     Args:
@@ -128,26 +159,17 @@ class PreNormDetrTransformerEncoder(DetrTransformerEncoder):
         **kwargs: Other arguments of ``DetrTransformerEncoder``.
     """
 
-    def __init__(self,
-                 num_layers: int,
-                 layer_cfg: ConfigType,
-                 normalize_before: bool = True,
-                 **kwargs) -> None:
-        self.normalize_before = normalize_before
-        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+    prenorm_layer_type = PreNormDetrTransformerEncoderLayer
 
     def _init_layers(self) -> None:
         """Initialize encoder layers, and the final norm when pre-norm."""
-        if not self.normalize_before:
-            return super()._init_layers()
-        # UP-DETR: pre-norm layers in place of mmdet's post-norm ones.
-        assert self.num_cp <= 0, 'checkpointing is not supported pre-norm'
-        self.layers = ModuleList([
-            PreNormDetrTransformerEncoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
-        ])
-        self.embed_dims = self.layers[0].embed_dims
-        self.post_norm = build_norm_layer(dict(type='LN'), self.embed_dims)[1]
+        assert self.num_cp <= 0 or not self.normalize_before, \
+            'checkpointing is not supported pre-norm'
+        super()._init_layers()
+        if self.normalize_before:
+            # UP-DETR: the reference's ``transformer.encoder.norm``.
+            self.post_norm = build_norm_layer(
+                dict(type='LN'), self.embed_dims)[1]
 
     def forward(self, query: Tensor, query_pos: Tensor,
                 key_padding_mask: Tensor, **kwargs) -> Tensor:
@@ -173,7 +195,7 @@ class PreNormDetrTransformerEncoder(DetrTransformerEncoder):
 
 
 @MODELS.register_module()
-class PreNormDetrTransformerDecoder(DetrTransformerDecoder):
+class PreNormDetrTransformerDecoder(_NormalizeBefore, DetrTransformerDecoder):
     """DETR decoder, pre-norm (the paper's) or post-norm (mmdet's).
 
     Either way the decoder ends with mmdet's ``post_norm`` (the reference's
@@ -189,24 +211,12 @@ class PreNormDetrTransformerDecoder(DetrTransformerDecoder):
             (``post_norm_cfg``, ``return_intermediate``, ``init_cfg``).
     """
 
-    def __init__(self,
-                 num_layers: int,
-                 layer_cfg: ConfigType,
-                 normalize_before: bool = True,
-                 **kwargs) -> None:
-        self.normalize_before = normalize_before
-        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+    prenorm_layer_type = PreNormDetrTransformerDecoderLayer
 
     def _init_layers(self) -> None:
         """Initialize decoder layers (pre- or post-norm) and the final norm."""
-        if not self.normalize_before:
-            return super()._init_layers()
-        # UP-DETR: pre-norm layers; ``post_norm`` is then the reference's
-        # ``transformer.decoder.norm``, applied as mmdet applies it.
-        self.layers = ModuleList([
-            PreNormDetrTransformerDecoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
-        ])
-        self.embed_dims = self.layers[0].embed_dims
-        self.post_norm = build_norm_layer(self.post_norm_cfg,
-                                          self.embed_dims)[1]
+        super()._init_layers()
+        if self.normalize_before:
+            # UP-DETR: ``post_norm`` as mmdet builds it after its layers.
+            self.post_norm = build_norm_layer(self.post_norm_cfg,
+                                              self.embed_dims)[1]

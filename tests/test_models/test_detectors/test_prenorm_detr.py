@@ -4,15 +4,13 @@ import pytest
 import torch
 from mmdet.models.backbones import ResNet
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmengine.config import Config
-from mmengine.structures import InstanceData
 
 from mmdet_updetr.models.detectors import PreNormDETR
 from mmdet_updetr.models.layers import PreNormDetrTransformerDecoder
-from mmdet_updetr.testing import get_config_path, get_tiny_cfg, tiny_model_cfg
+from mmdet_updetr.testing import build_tiny_model, get_tiny_cfg, tiny_batch
 
-SHAPES = [(64, 80), (48, 64)]  # two images, padded to 64 x 80
+CONFIG = '_base_/models/prenorm_detr_r50.py'
+
 PRETEXT_ATTRIBUTES = ('num_patches', 'group_size', 'patch_feat_dims',
                       'mask_ratio', 'freeze_backbone', 'query_shuffle',
                       'patch2query')
@@ -80,37 +78,7 @@ BEFORE = {
 
 
 def _model(**overrides):
-    cfg = Config.fromfile(get_config_path('_base_/models/prenorm_detr_r50.py'))
-    model_cfg = tiny_model_cfg(cfg.model)
-    model_cfg.data_preprocessor = None
-    model_cfg.update(overrides)
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model
-
-
-def _batch(num_patches=0, generator=None):
-    """Two padded images with two boxes each (and query patches)."""
-    inputs = torch.randn(len(SHAPES), 3, 64, 80, generator=generator)
-    samples = []
-    for h, w in SHAPES:
-        sample = DetDataSample(
-            metainfo=dict(
-                img_shape=(h, w),
-                ori_shape=(h, w),
-                batch_input_shape=(64, 80),
-                pad_shape=(64, 80),
-                scale_factor=(1., 1.)))
-        if num_patches:
-            sample.query_patches = torch.randn(
-                num_patches, 3, 32, 32, generator=generator)
-        boxes = torch.tensor([[0., 0., 20., 20.], [10., 10., 40., 30.]])
-        num_boxes = num_patches or 1
-        sample.gt_instances = InstanceData(
-            bboxes=boxes[:num_boxes],
-            labels=torch.zeros(num_boxes, dtype=torch.long))
-        samples.append(sample)
-    return inputs, samples
+    return build_tiny_model(CONFIG, **overrides)
 
 
 def test_has_no_pretext_attributes_or_parameters():
@@ -139,25 +107,17 @@ def test_decoder_gets_no_self_attention_mask():
         lambda module, args, kwargs: masks.append(kwargs['attn_mask']),
         with_kwargs=True)
     with torch.no_grad():
-        model.predict(*_batch())
+        model.predict(*tiny_batch())
     assert masks == [None]
 
 
 def test_without_pretext_is_detr_with_the_same_transformer():
-    head = dict(
-        type='DETRHead',
-        num_classes=3,
-        embed_dims=32,
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            bg_cls_weight=0.1,
-            use_sigmoid=False,
-            loss_weight=1.0,
-            class_weight=1.0))
+    head = dict(get_tiny_cfg(CONFIG).model.bbox_head, num_classes=3)
+    assert head['type'] == 'DETRHead'
     model = _model(bbox_head=head).train()
     assert not hasattr(model, 'patch2query')
     assert model.encoder.normalize_before
-    inputs, samples = _batch(num_patches=2)
+    inputs, samples = tiny_batch(2)
     for sample in samples:
         del sample.query_patches
         sample.gt_instances.labels = torch.tensor([2, 1])
@@ -188,7 +148,7 @@ def test_same_keys_and_outputs_as_before_the_split(name, keys):
     assert list(state_dict) == cnn + keys
     generator = torch.Generator().manual_seed(3)
     num_patches = cfg.model.get('num_patches', 0)
-    inputs, samples = _batch(num_patches, generator)
+    inputs, samples = tiny_batch(num_patches, generator=generator)
     hidden, losses = BEFORE[name]
     with torch.no_grad():
         out = model.eval().forward_transformer(

@@ -114,12 +114,8 @@ def test_decoder_keeps_mmdet_keys_and_postnorm_output():
     prenorm.load_state_dict(postnorm.state_dict())
     query, pos = torch.randn(1, 4, DIMS), torch.randn(1, 4, DIMS)
     mem, mpos = torch.randn(1, 6, DIMS), torch.randn(1, 6, DIMS)
-    args = dict(
-        query=query,
-        key=mem,
-        value=mem,
-        query_pos=pos,
-        key_pos=mpos,
-        key_padding_mask=None)
-    torch.testing.assert_close(postnorm(**args), mmdet(**args))
-    assert not torch.allclose(prenorm(**args), mmdet(**args))
+    args = dict(key=mem, value=mem, key_pos=mpos, key_padding_mask=None)
+    expected = mmdet(query, query_pos=pos, **args)
+    torch.testing.assert_close(
+        postnorm(query, query_pos=pos, **args), expected)
+    assert not torch.allclose(prenorm(query, query_pos=pos, **args), expected)
