@@ -1,11 +1,11 @@
 # DETR baseline for UP-DETR on COCO train2017 -> val2017: the same
 # architecture (R50, pre-norm transformer, N=100), the transformer from
 # scratch, the CNN from SwAV
-# (the paper's "DETR (SwAV CNN)"; ../_base_/models/updetr_r50.py).
+# (the paper's "DETR (SwAV CNN)"; ../_base_/models/prenorm_detr_r50.py).
 # 8 GPUs x 4 images, 300 epochs, lr x0.1 at epoch 200 (auto_scale_lr: 32).
 #   tools/dist_train.sh configs/updetr/detr_coco_300e.py 8
 _base_ = [
-    '../_base_/models/updetr_r50_finetune.py',
+    '../_base_/models/prenorm_detr_r50.py',
     '../_base_/datasets/coco_detection.py',
     '../_base_/schedules/finetune_300e.py', 'mmdet::_base_/default_runtime.py'
 ]

@@ -2,7 +2,7 @@
 # VOC07+12 trainval -> all 20 on VOC2007 test): the one-shot model of
 # UP-DETR (query crop -> CNN -> GAP -> patch2query on all 100 queries, 2-way
 # head), the transformer, queries and patch2query from scratch, the CNN from
-# SwAV, as the paper's DETR baselines (see ../_base_/models/updetr_r50.py).
+# SwAV, as the paper's DETR baselines (../_base_/models/prenorm_detr_r50.py).
 # 8 GPUs x 4 images, 300 epochs, lr x0.1 at epoch 200 (auto_scale_lr: 32).
 #   tools/dist_train.sh configs/updetr/detr_oneshot_voc0712_300e.py 8
 _base_ = [

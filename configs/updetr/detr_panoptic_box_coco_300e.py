@@ -6,7 +6,7 @@
 #   tools/dist_train.sh configs/updetr/detr_panoptic_box_coco_300e.py 8
 # Next: configs/updetr/detr_panoptic_mask_coco_25e.py (frozen, mask head).
 _base_ = [
-    '../_base_/models/updetr_r50_finetune.py',
+    '../_base_/models/prenorm_detr_r50.py',
     '../_base_/datasets/coco_panoptic.py',
     '../_base_/schedules/finetune_300e.py', 'mmdet::_base_/default_runtime.py'
 ]

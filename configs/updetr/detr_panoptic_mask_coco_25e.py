@@ -5,7 +5,7 @@
 # 8 GPUs x 2 images, 25 epochs, lr x0.1 at epoch 15 (auto_scale_lr: 16).
 #   tools/dist_train.sh configs/updetr/detr_panoptic_mask_coco_25e.py 8
 _base_ = [
-    '../_base_/models/updetr_r50_finetune.py',
+    '../_base_/models/prenorm_detr_r50.py',
     '../_base_/datasets/coco_panoptic.py',
     '../_base_/schedules/panoptic_mask_25e.py',
     'mmdet::_base_/default_runtime.py'

@@ -9,8 +9,8 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
 
-# The frozen CNN is SwAV's ResNet-50, set in ../_base_/models/updetr_r50.py
-# (model.backbone.init_cfg); put the file at
-# checkpoints/swav_800ep_pretrain.pth.tar or point the key elsewhere.
+# The frozen CNN is SwAV's ResNet-50, set in
+# ../_base_/models/prenorm_detr_r50.py (model.backbone.init_cfg); put the
+# file at checkpoints/swav_800ep_pretrain.pth.tar or point the key elsewhere.
 
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))

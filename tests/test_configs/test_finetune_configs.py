@@ -32,11 +32,15 @@ def test_architecture_is_the_pretraining_one(name, pretrain_model):
     """Transformer, queries, neck and CNN come from the pre-training model
     config; only the pretext and the head differ."""
     model = _load(name).model
-    assert model.type == 'UPDETR'
-    assert model.num_patches == 0 and not model.freeze_backbone
+    assert model.type == 'PreNormDETR'
+    pretext = ('num_patches', 'patch_feat_dims', 'mask_ratio',
+               'freeze_backbone', 'query_shuffle')
+    assert not set(pretext) & set(model) and set(pretext) <= set(
+        pretrain_model)
     for key in ('encoder', 'neck', 'positional_encoding', 'num_queries'):
         assert model[key] == pretrain_model[key], key
-    decoder = dict(model.decoder, use_group_mask=True)
+    assert model.decoder.type == 'PreNormDetrTransformerDecoder'
+    decoder = dict(model.decoder, type='GroupMaskedDecoder')
     assert decoder == pretrain_model.decoder
     assert model.encoder.normalize_before and model.decoder.normalize_before
     backbone = {k: v for k, v in model.backbone.items() if k != 'init_cfg'}

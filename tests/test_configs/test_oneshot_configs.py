@@ -27,9 +27,12 @@ def test_model_and_recipe(name):
     assert model.type == 'OneShotUPDETR'
     assert model.num_patches == 1 and model.mask_ratio == 0
     assert not model.freeze_backbone
-    for key in ('encoder', 'decoder', 'neck', 'positional_encoding',
-                'num_queries', 'patch_feat_dims'):
+    for key in ('encoder', 'neck', 'positional_encoding', 'num_queries',
+                'patch_feat_dims'):
         assert model[key] == pretrain[key], key
+    # One group of queries: the plain pre-norm decoder, nothing to mask.
+    assert model.decoder.type == 'PreNormDetrTransformerDecoder'
+    assert dict(model.decoder, type='GroupMaskedDecoder') == pretrain.decoder
     assert model.bbox_head.type == 'UPDETRHead'
     assert model.bbox_head.loss_rec is None
     assert model.bbox_head.bg_cls_weight == 0.1

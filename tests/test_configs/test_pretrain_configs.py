@@ -6,6 +6,7 @@ import pytest
 from mmdet.registry import MODELS
 from mmengine.config import Config
 
+from mmdet_updetr.models.layers import GroupMaskedDecoder
 from mmdet_updetr.testing import get_config_path, get_tiny_cfg
 
 PRETRAIN = sorted(
@@ -31,7 +32,7 @@ ABLATIONS = {
         'bbox_head.loss_rec': None
     },
     'pretrain_in1k_15e_nomask.py': {
-        'decoder.use_group_mask': False
+        'decoder.type': 'PreNormDetrTransformerDecoder'
     },
 }
 
@@ -124,5 +125,5 @@ def test_ablation_models_build_as_intended(name):
     assert model.freeze_backbone == expected.get('freeze_backbone', True)
     assert all(not p.requires_grad for p in model.backbone.parameters()) == \
         model.freeze_backbone
-    assert model.decoder.use_group_mask == expected.get(
-        'decoder.use_group_mask', True)
+    masked = 'decoder.type' not in expected
+    assert isinstance(model.decoder, GroupMaskedDecoder) == masked

@@ -94,8 +94,7 @@ def _tiny(model_cfg, pre_norm: bool):
 
 
 def _ours(pre_norm: bool):
-    cfg = Config.fromfile(
-        get_config_path('_base_/models/updetr_r50_finetune.py'))
+    cfg = Config.fromfile(get_config_path('_base_/models/prenorm_detr_r50.py'))
     return _tiny(cfg.model, pre_norm)
 
 

@@ -84,9 +84,9 @@ def build_model(cfg: Config, device: str) -> nn.Module:
     """Build and initialise the config's model, without pre-trained
     backbone weights."""
     model_cfg = copy.deepcopy(cfg.model)
-    if model_cfg.get('num_patches', 0) < 1:
-        raise ValueError('benchmark_pretrain needs a pre-training model '
-                         '(num_patches >= 1).')
+    if 'num_patches' not in model_cfg:
+        raise ValueError('benchmark_pretrain needs a pre-training model (an '
+                         f'UPDETR, with num_patches), not {model_cfg.type}.')
     if model_cfg.backbone.get('init_cfg') is not None:
         print(f'backbone init_cfg {model_cfg.backbone.init_cfg} set to None '
               '(random weights; the speed is the same)')

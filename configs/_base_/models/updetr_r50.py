@@ -1,76 +1,23 @@
-# UP-DETR architecture (R50, pre-norm transformer, N=100 queries, M=10 query
-# patches), as the paper pre-trains it. Fine-tuning configs inherit this
-# model too, so pre-training and fine-tuning cannot drift apart.
+# UP-DETR pre-training model: the pre-norm DETR (./prenorm_detr_r50.py: R50,
+# pre-norm transformer, N=100) plus the pretext, as the paper pre-trains it:
+# M=10 query patches through the frozen CNN and patch2query onto groups of
+# 10 queries, the decoder's self-attention masked by group, the 2-way
+# UPDETRHead with feature reconstruction.
+_base_ = './prenorm_detr_r50.py'
+
 model = dict(
     type='UPDETR',
-    num_queries=100,
     num_patches=10,
     patch_feat_dims=2048,
     mask_ratio=0.1,
     freeze_backbone=True,
     query_shuffle=False,
-    data_preprocessor=dict(
-        type='UPDETRDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=1),
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(3, ),
-        frozen_stages=1,
-        norm_cfg=dict(type='BN', requires_grad=False),
-        norm_eval=True,
-        style='pytorch',
-        # The paper's CNN, for pre-training and for the DETR baselines alike:
-        # SwAV's self-supervised ResNet-50 (800 epochs), from
-        # https://dl.fbaipublicfiles.com/deepcluster/swav_800ep_pretrain.pth.tar
-        # ('torchvision://resnet50' gives the supervised-CNN rows of Table 2).
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/swav_800ep_pretrain.pth.tar')),
-    neck=dict(
-        type='ChannelMapper',
-        in_channels=[2048],
-        kernel_size=1,
-        out_channels=256,
-        act_cfg=None,
-        norm_cfg=None,
-        num_outs=1),
-    encoder=dict(
-        type='UPDETRTransformerEncoder',
-        num_layers=6,
-        normalize_before=True,
-        layer_cfg=dict(
-            self_attn_cfg=dict(
-                embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            ffn_cfg=dict(
-                embed_dims=256,
-                feedforward_channels=2048,
-                num_fcs=2,
-                ffn_drop=0.1,
-                act_cfg=dict(type='ReLU', inplace=True)))),
-    decoder=dict(
-        type='GroupMaskedDecoder',
-        num_layers=6,
-        normalize_before=True,
-        use_group_mask=True,
-        layer_cfg=dict(
-            self_attn_cfg=dict(
-                embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            cross_attn_cfg=dict(
-                embed_dims=256, num_heads=8, dropout=0.1, batch_first=True),
-            ffn_cfg=dict(
-                embed_dims=256,
-                feedforward_channels=2048,
-                num_fcs=2,
-                ffn_drop=0.1,
-                act_cfg=dict(type='ReLU', inplace=True))),
-        return_intermediate=True),
-    positional_encoding=dict(num_feats=128, normalize=True),
+    data_preprocessor=dict(type='UPDETRDataPreprocessor'),
+    decoder=dict(type='GroupMaskedDecoder'),
+    # N, M and the feature size come from the model; the no-match weight is
+    # M / N.
     bbox_head=dict(
+        _delete_=True,
         type='UPDETRHead',
         embed_dims=256,
         loss_cls=dict(
@@ -80,13 +27,4 @@ model = dict(
             class_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=5.0),
         loss_iou=dict(type='GIoULoss', loss_weight=2.0),
-        loss_rec=dict(type='PatchReconstructionLoss', loss_weight=1.0)),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='ClassificationCost', weight=1.),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
-                dict(type='IoUCost', iou_mode='giou', weight=2.0)
-            ])),
-    test_cfg=dict(max_per_img=100))
+        loss_rec=dict(type='PatchReconstructionLoss', loss_weight=1.0)))

@@ -12,6 +12,8 @@ model = dict(
     # The query is the task here, not a pretext: never drop its feature.
     mask_ratio=0.0,
     freeze_backbone=False,
+    # One group of queries: no group mask to apply.
+    decoder=dict(type='PreNormDetrTransformerDecoder'),
     bbox_head=dict(
         loss_rec=None,
         # DETR's no-object weight (M / N would make it 1 / 100 with M = 1).

@@ -1,36 +1,43 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
-from mmdet.models.detectors import DETR
-from mmdet.models.layers import SinePositionalEncoding
 from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from mmdet.utils import ConfigType
 from torch import Tensor, nn
 
-from mmdet_updetr.utils import UPDETRPretrainedInit
+from ..layers import GroupMaskedDecoder
+from .prenorm_detr import PreNormDETR
+
+
+def _is_group_masked(decoder: ConfigType) -> bool:
+    """Whether a decoder config builds a :class:`GroupMaskedDecoder`."""
+    decoder_type = decoder['type']
+    if isinstance(decoder_type, str):
+        decoder_type = MODELS.get(decoder_type)
+    return isinstance(decoder_type, type) and issubclass(
+        decoder_type, GroupMaskedDecoder)
 
 
 @MODELS.register_module()
-class UPDETR(DETR):
+class UPDETR(PreNormDETR):
     r"""UP-DETR: pre-training DETR by random query patch detection.
 
     `Unsupervised Pre-training for Detection Transformers
     <https://arxiv.org/abs/2011.09094>`_.
 
-    The one CNN encodes the image and, in one batched pass, the ``M`` query
-    patches cropped from it; each patch's globally pooled feature goes
-    through ``patch2query`` onto the positional query of every query in its
-    group (``N / M`` queries), and the decoder, its self-attention masked by
-    group, finds each patch in the image. With ``num_patches=0`` the model
-    is plain DETR with the same (pre-norm) transformer, for fine-tuning.
+    :class:`PreNormDETR` plus the pretext: the one CNN encodes the image
+    and, in one batched pass, the ``M`` query patches cropped from it; each
+    patch's globally pooled feature goes through ``patch2query`` onto the
+    positional query of every query in its group (``N / M`` queries), and
+    the decoder, its self-attention masked by group, finds each patch in
+    the image.
 
     Args:
         num_queries (int): Number of object queries ``N``. Defaults to 100.
         num_patches (int): Number of query patches ``M`` per image during
-            training; must divide ``N``. 0 switches the pretext off.
-            Defaults to 10.
+            training; must divide ``N``. Defaults to 10.
         patch_feat_dims (int): Channels of the CNN's last stage, the
             patch-feature size (2048 for ResNet-50). Defaults to 2048.
         mask_ratio (float): Probability, per query and image, that a query's
@@ -41,13 +48,13 @@ class UPDETR(DETR):
             features are added, in training. Defaults to False.
         decoder (:obj:`ConfigDict` or dict): Config of the decoder, a
             ``GroupMaskedDecoder`` unless ``type`` says otherwise; ``N`` and
-            ``M`` are filled in from this model.
-        bbox_head (:obj:`ConfigDict` or dict): Config of the head; for the
-            pretext an ``UPDETRHead``, given ``N``, ``M`` and the feature
-            size from this model.
-        **kwargs: Other arguments of ``DETR`` (``backbone``, ``neck``,
-            ``encoder``, ``positional_encoding``, ...). The encoder is an
-            ``UPDETRTransformerEncoder`` unless ``type`` says otherwise.
+            ``M`` are filled in from this model when it is one (a
+            ``PreNormDetrTransformerDecoder`` gives the "no attention mask"
+            ablation).
+        bbox_head (:obj:`ConfigDict` or dict): Config of the head, an
+            ``UPDETRHead``, given ``N``, ``M`` and the feature size from this
+            model.
+        **kwargs: Other arguments of :class:`PreNormDETR`.
     """
 
     def __init__(self,
@@ -61,68 +68,40 @@ class UPDETR(DETR):
                  freeze_backbone: bool = True,
                  query_shuffle: bool = False,
                  **kwargs) -> None:
+        if num_patches < 1 or num_queries % num_patches:
+            raise ValueError(
+                f'UPDETR: num_patches ({num_patches}) must be a positive '
+                f'divisor of num_queries ({num_queries}); a detector without '
+                "query patches is type='PreNormDETR'")
         self.num_patches = num_patches
-        self.with_pretext = num_patches > 0
+        self.group_size = num_queries // num_patches
         self.patch_feat_dims = patch_feat_dims
         self.mask_ratio = mask_ratio
         self.freeze_backbone = freeze_backbone
         self.query_shuffle = query_shuffle
         # UP-DETR: N, M and the feature size have one source, this model.
-        decoder = dict(
-            decoder, num_queries=num_queries, num_patches=max(num_patches, 1))
-        if self.with_pretext:
-            bbox_head = dict(
-                bbox_head,
-                num_queries=num_queries,
-                num_patches=num_patches,
-                patch_feat_dims=patch_feat_dims)
+        decoder = {'type': 'GroupMaskedDecoder', **decoder}
+        if _is_group_masked(decoder):
+            decoder.update(num_queries=num_queries, num_patches=num_patches)
+        bbox_head = dict(
+            bbox_head,
+            num_queries=num_queries,
+            num_patches=num_patches,
+            patch_feat_dims=patch_feat_dims)
         super().__init__(
             *args,
             decoder=decoder,
-            bbox_head=dict(bbox_head),
+            bbox_head=bbox_head,
             num_queries=num_queries,
             **kwargs)
-        self.group_size = num_queries // max(num_patches, 1)
         if freeze_backbone:
             self.backbone.requires_grad_(False).eval()
 
     def _init_layers(self) -> None:
-        """Initialize the transformer, queries and ``patch2query``.
-
-        DETR's ``_init_layers`` hard-codes mmdet's post-norm encoder and
-        decoder classes; here they are built from the registry, so that
-        pre-norm and the group mask are chosen by config.
-        """
-        self.positional_encoding = SinePositionalEncoding(
-            **self.positional_encoding)
-        self.encoder = MODELS.build(
-            self.encoder, default_args=dict(type='UPDETRTransformerEncoder'))
-        self.decoder = MODELS.build(
-            self.decoder, default_args=dict(type='GroupMaskedDecoder'))
-        self.embed_dims = self.encoder.embed_dims
-        self.query_embedding = nn.Embedding(self.num_queries, self.embed_dims)
-        assert self.positional_encoding.num_feats * 2 == self.embed_dims
-        if self.with_pretext:
-            self.patch2query = nn.Linear(self.patch_feat_dims, self.embed_dims)
-
-    def init_weights(self) -> None:
-        """DETR's initialisation, then an ``UPDETRPretrained`` init_cfg.
-
-        ``DETR.init_weights`` re-draws the transformer (xavier) after the
-        init_cfg of this module has been applied, so a pre-training
-        checkpoint given as ``init_cfg=dict(type='UPDETRPretrained', ...)``
-        is loaded here, last (see ``mmdet_updetr/utils/pretrained_init.py``).
-        """
-        init_cfgs = self.init_cfg or []
-        init_cfgs = [init_cfgs] if isinstance(init_cfgs, dict) else init_cfgs
-        pretrained = [c for c in init_cfgs if c['type'] == 'UPDETRPretrained']
-        self.init_cfg = [c for c in init_cfgs if c not in pretrained] or None
-        super().init_weights()
-        # UP-DETR: the pre-training checkpoint overwrites DETR's init.
-        for cfg in pretrained:
-            args = {k: v for k, v in cfg.items() if k != 'type'}
-            UPDETRPretrainedInit(**args)(self)
-        self.init_cfg = init_cfgs or None
+        """Initialize the transformer and queries, then ``patch2query``."""
+        super()._init_layers()
+        # UP-DETR: the pooled patch feature becomes a positional query.
+        self.patch2query = nn.Linear(self.patch_feat_dims, self.embed_dims)
 
     def train(self, mode: bool = True) -> 'UPDETR':
         """Set the training mode; a frozen CNN stays in eval mode."""
@@ -144,9 +123,9 @@ class UPDETR(DETR):
         """
         if 'query_patches' not in batch_data_samples[0]:
             raise KeyError(
-                'UPDETR with num_patches > 0 needs `query_patches` in every '
-                'data sample: add QueryPatchTransform and PackUPDETRInputs '
-                'to the pipeline and use UPDETRDataPreprocessor')
+                'UPDETR needs `query_patches` in every data sample: add '
+                'QueryPatchTransform and PackUPDETRInputs to the pipeline and '
+                'use UPDETRDataPreprocessor')
         patches = torch.stack([s.query_patches for s in batch_data_samples])
         bs, num_groups = patches.shape[:2]
         if num_groups > self.num_patches:
@@ -163,15 +142,14 @@ class UPDETR(DETR):
         """DETR's ``pre_transformer``, plus the query-patch features.
 
         Returns:
-            tuple[dict, dict]: The encoder and decoder inputs; with the
-            pretext, the decoder's include ``patch_feats`` (bs, k, dim).
+            tuple[dict, dict]: The encoder and decoder inputs; the decoder's
+            include ``patch_feats`` (bs, k, patch_feat_dims).
         """
         encoder_inputs_dict, decoder_inputs_dict = super().pre_transformer(
             img_feats, batch_data_samples)
-        if self.with_pretext:
-            # UP-DETR: the patch features travel to the decoder.
-            decoder_inputs_dict['patch_feats'] = self.extract_patch_feat(
-                batch_data_samples)
+        # UP-DETR: the patch features travel to the decoder.
+        decoder_inputs_dict['patch_feats'] = self.extract_patch_feat(
+            batch_data_samples)
         return encoder_inputs_dict, decoder_inputs_dict
 
     def pre_decoder(self, memory: Tensor) -> Tuple[Dict, Dict]:
@@ -211,13 +189,9 @@ class UPDETR(DETR):
             queries = queries * (keep > self.mask_ratio).to(queries.dtype)
         return queries
 
-    def forward_decoder(self,
-                        query: Tensor,
-                        query_pos: Tensor,
-                        memory: Tensor,
-                        memory_mask: Tensor,
-                        memory_pos: Tensor,
-                        patch_feats: Optional[Tensor] = None) -> Dict:
+    def forward_decoder(self, query: Tensor, query_pos: Tensor, memory: Tensor,
+                        memory_mask: Tensor, memory_pos: Tensor,
+                        patch_feats: Tensor) -> Dict:
         """DETR's ``forward_decoder`` with the patch features on the queries.
 
         Args:
@@ -228,16 +202,13 @@ class UPDETR(DETR):
             memory (Tensor): Encoder output, has shape (bs, num_feat, dim).
             memory_mask (Tensor): Padding mask, has shape (bs, num_feat).
             memory_pos (Tensor): Positional encoding of the memory.
-            patch_feats (Tensor, optional): Has shape (bs, k, feat_dims).
+            patch_feats (Tensor): Has shape (bs, k, patch_feat_dims).
 
         Returns:
-            dict: ``hidden_states`` (num_layers, bs, k * N / M, dim) and,
-            with the pretext, ``patch_feats`` (bs, k, feat_dims), the
-            reconstruction targets.
+            dict: ``hidden_states`` (num_layers, bs, k * N / M, dim) and
+            ``patch_feats`` (bs, k, patch_feat_dims), the reconstruction
+            targets.
         """
-        if patch_feats is None:
-            return super().forward_decoder(query, query_pos, memory,
-                                           memory_mask, memory_pos)
         # UP-DETR: k <= M patches use the first k groups of queries.
         num_queries = patch_feats.size(1) * self.group_size
         query_pos = query_pos[:, :num_queries] + self.patch_queries(
@@ -250,25 +221,23 @@ class UPDETR(DETR):
 
     def add_pred_to_datasample(self, data_samples: SampleList,
                                results_list: list) -> SampleList:
-        """Store predictions; with the pretext also each group's best box.
+        """Store predictions, and each group's best box.
 
         Args:
             data_samples (list[:obj:`DetDataSample`]): The samples.
-            results_list (list): Per image an ``InstanceData``, or with the
-                pretext a tuple ``(per_query, per_group)`` from
-                ``UPDETRHead``.
+            results_list (list): Per image a tuple ``(per_query, per_group)``
+                from ``UPDETRHead``.
 
         Returns:
             list[:obj:`DetDataSample`]: With ``pred_instances`` (one row per
-            query) and, with the pretext, ``pred_group_instances`` (one row
-            per query patch: its group's best box and score, label = patch
-            index; the readout of the paper's Fig. 7).
+            query) and ``pred_group_instances`` (one row per query patch: its
+            group's best box and score, label = patch index; the readout of
+            the paper's Fig. 7).
         """
-        if not self.with_pretext:
-            return super().add_pred_to_datasample(data_samples, results_list)
         per_query, per_group = zip(*results_list)
         data_samples = super().add_pred_to_datasample(data_samples,
                                                       list(per_query))
+        # UP-DETR: the per-patch readout, beside mmdet's per-query one.
         for data_sample, group in zip(data_samples, per_group):
             data_sample.pred_group_instances = group
         return data_samples

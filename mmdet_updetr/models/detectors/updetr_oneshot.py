@@ -15,13 +15,14 @@ class OneShotUPDETR(UPDETR):
 
     :class:`UPDETR` with one query patch (``num_patches=1``): the query crop
     goes through the shared CNN, global average pooling and ``patch2query``
-    and is added to *all* N object queries (one group, so the group mask
-    blocks nothing); each query says whether it found an object like the
-    query (2-way, :class:`UPDETRHead` with ``loss_rec=None``) and where.
-    The CNN is trained, as in fine-tuning. Only the bookkeeping differs
-    from :class:`UPDETR`: ground-truth boxes come with their dataset class
-    and are trained as "matches the query" (label 0); predictions are
-    labelled with the episode's class (``oneshot_class``), so that mmdet's
+    and is added to *all* N object queries (one group: nothing to mask, so
+    the configs use the plain ``PreNormDetrTransformerDecoder``); each query
+    says whether it found an object like the query (2-way,
+    :class:`UPDETRHead` with ``loss_rec=None``) and where. The CNN is
+    trained, as in fine-tuning. Only the bookkeeping differs from
+    :class:`UPDETR`: ground-truth boxes come with their dataset class and
+    are trained as "matches the query" (label 0); predictions are labelled
+    with the episode's class (``oneshot_class``), so that mmdet's
     visualisers name both; and the query crop is dropped from the predicted
     data samples, so that ``--out`` dumps and evaluators do not carry one
     float image per episode.

@@ -7,20 +7,20 @@ from mmdet.utils import ConfigType
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .updetr import UPDETR
+from .prenorm_detr import PreNormDETR
 
 
 @MODELS.register_module()
-class UPDETRPanoptic(UPDETR):
-    """UP-DETR (or DETR) with DETR's panoptic mask head.
+class UPDETRPanoptic(PreNormDETR):
+    """The pre-norm DETR (:class:`PreNormDETR`) with DETR's panoptic head.
 
     The paper's panoptic recipe (Table 4): fine-tune the detector on the
     panoptic annotations' boxes (things and stuff), then freeze it and train
-    only the mask head for 25 epochs. This detector has no pretext
-    (``num_patches=0``); the CNN gives its stride-4, -8, -16 and -32 features
-    (``backbone.out_indices=(0, 1, 2, 3)``), only the last goes through the
-    neck into the transformer, and the head (a ``PanopticDETRHead``) gets the
-    others, the encoder memory and its padding mask for the masks.
+    only the mask head for 25 epochs. The CNN gives its stride-4, -8, -16
+    and -32 features (``backbone.out_indices=(0, 1, 2, 3)``), only the last
+    goes through the neck into the transformer, and the head (a
+    ``PanopticDETRHead``) gets the others, the encoder memory and its
+    padding mask for the masks.
     ``panoptic_fusion_head`` turns classes and masks into mmdet's panoptic
     result (``pred_panoptic_seg``); ``pred_instances`` holds DETR's boxes.
 
@@ -31,7 +31,7 @@ class UPDETRPanoptic(UPDETR):
             (``bbox_head.bbox_attention`` and ``bbox_head.mask_head``):
             every other parameter gets ``requires_grad=False`` and every
             BatchNorm stays in eval mode. Defaults to False.
-        **kwargs: Arguments of :class:`UPDETR`; ``num_patches`` must be 0.
+        **kwargs: Arguments of :class:`PreNormDETR`.
     """
 
     def __init__(self,
@@ -39,12 +39,8 @@ class UPDETRPanoptic(UPDETR):
                  panoptic_fusion_head: ConfigType = dict(
                      type='DETRFusionHead'),
                  freeze_detector: bool = False,
-                 num_patches: int = 0,
                  **kwargs) -> None:
-        if num_patches:
-            raise ValueError('UPDETRPanoptic has no pretext: set '
-                             f'num_patches=0 (got {num_patches})')
-        super().__init__(*args, num_patches=0, **kwargs)
+        super().__init__(*args, **kwargs)
         self.panoptic_fusion_head = MODELS.build(panoptic_fusion_head)
         if self.panoptic_fusion_head.num_classes != self.bbox_head.num_classes:
             raise ValueError(
@@ -90,8 +86,8 @@ class UPDETRPanoptic(UPDETR):
         return tuple(feats[:-1]) + tuple(self.neck(feats[-1:]))
 
     def forward_decoder(self, query: Tensor, query_pos: Tensor, memory: Tensor,
-                        memory_mask: Optional[Tensor], memory_pos: Tensor,
-                        **kwargs) -> Dict:
+                        memory_mask: Optional[Tensor],
+                        memory_pos: Tensor) -> Dict:
         """DETR's ``forward_decoder``; the memory also goes to the head.
 
         Returns:
@@ -99,8 +95,7 @@ class UPDETRPanoptic(UPDETR):
             ``memory`` (bs, h * w, dim) and ``memory_mask`` (bs, h * w).
         """
         head_inputs_dict = super().forward_decoder(query, query_pos, memory,
-                                                   memory_mask, memory_pos,
-                                                   **kwargs)
+                                                   memory_mask, memory_pos)
         # UP-DETR: the mask head attends over the encoder memory.
         head_inputs_dict.update(memory=memory, memory_mask=memory_mask)
         return head_inputs_dict

@@ -1,12 +1,14 @@
 from .group_masked_decoder import GroupMaskedDecoder, group_attention_mask
 from .mask_attention import MHAttentionMap
 from .mask_head_small_conv import MaskHeadSmallConv
-from .prenorm_layers import (PreNormDetrTransformerDecoderLayer,
-                             PreNormDetrTransformerEncoderLayer,
-                             UPDETRTransformerEncoder)
+from .prenorm_layers import (PreNormDetrTransformerDecoder,
+                             PreNormDetrTransformerDecoderLayer,
+                             PreNormDetrTransformerEncoder,
+                             PreNormDetrTransformerEncoderLayer)
 
 __all__ = [
     'GroupMaskedDecoder', 'group_attention_mask',
     'PreNormDetrTransformerEncoderLayer', 'PreNormDetrTransformerDecoderLayer',
-    'UPDETRTransformerEncoder', 'MHAttentionMap', 'MaskHeadSmallConv'
+    'PreNormDetrTransformerEncoder', 'PreNormDetrTransformerDecoder',
+    'MHAttentionMap', 'MaskHeadSmallConv'
 ]

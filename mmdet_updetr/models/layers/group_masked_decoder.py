@@ -1,14 +1,11 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
 """DETR decoder with UP-DETR's group self-attention mask."""
 import torch
-from mmcv.cnn import build_norm_layer
-from mmdet.models.layers import DetrTransformerDecoder
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType
-from mmengine.model import ModuleList
 from torch import Tensor
 
-from .prenorm_layers import PreNormDetrTransformerDecoderLayer
+from .prenorm_layers import PreNormDetrTransformerDecoder
 
 
 def group_attention_mask(num_queries: int,
@@ -36,61 +33,46 @@ def group_attention_mask(num_queries: int,
 
 
 @MODELS.register_module()
-class GroupMaskedDecoder(DetrTransformerDecoder):
-    """DETR decoder whose query self-attention is masked by query group.
+class GroupMaskedDecoder(PreNormDetrTransformerDecoder):
+    """Pre-norm DETR decoder whose query self-attention is masked by group.
 
     The ``N`` object queries form ``M`` groups of ``N / M``; group ``i``
     carries query patch ``i``, and queries attend only within their group,
     so each group decodes its patch independently of the others. Given the
     queries of ``k <= M`` groups (test time), the top-left corner of the
-    mask is used.
+    mask is used. Everything else (layers, final norm, state-dict keys) is
+    :class:`PreNormDetrTransformerDecoder`'s; the paper's "no attention
+    mask" ablation uses that decoder instead of this one.
+
+    ``N`` and ``M`` have one source, the detector (``UPDETR``'s
+    ``num_queries`` / ``num_patches``), which passes them when it builds a
+    ``GroupMaskedDecoder`` and only then, so that the plain decoder is
+    built from its own arguments. They are constructor arguments rather
+    than forward arguments because mmdet's ``DETR.forward_decoder`` calls
+    the decoder with a fixed set of inputs: a forward argument would mean
+    rewriting that hook instead of extending it.
 
     Args:
         num_layers (int): Number of decoder layers.
         layer_cfg (:obj:`ConfigDict` or dict): Config of each decoder layer.
-        num_queries (int): Number of object queries ``N``; the detector
-            fills it in from its own setting.
-        num_patches (int): Number of query patches ``M``; must divide ``N``.
-            The detector fills it in too.
-        use_group_mask (bool): Apply the group mask. False gives the
-            "no attention mask" ablation. Defaults to True.
-        normalize_before (bool): Pre-norm layers (the paper's) when True,
-            mmdet's post-norm layers when False. Defaults to True.
-        **kwargs: Other arguments of ``DetrTransformerDecoder``
-            (``post_norm_cfg``, ``return_intermediate``, ``init_cfg``).
+        num_queries (int): Number of object queries ``N``, from the
+            detector.
+        num_patches (int): Number of query patches ``M``, from the detector;
+            must divide ``N``.
+        **kwargs: Other arguments of :class:`PreNormDetrTransformerDecoder`
+            (``normalize_before``, ``post_norm_cfg``, ``return_intermediate``,
+            ``init_cfg``).
     """
 
-    def __init__(self,
-                 num_layers: int,
-                 layer_cfg: ConfigType,
-                 num_queries: int = 100,
-                 num_patches: int = 10,
-                 use_group_mask: bool = True,
-                 normalize_before: bool = True,
-                 **kwargs) -> None:
+    def __init__(self, num_layers: int, layer_cfg: ConfigType,
+                 num_queries: int, num_patches: int, **kwargs) -> None:
         if num_patches < 1 or num_queries % num_patches:
             raise ValueError(f'num_patches ({num_patches}) must divide '
                              f'num_queries ({num_queries})')
         self.num_queries = num_queries
         self.num_patches = num_patches
         self.group_size = num_queries // num_patches
-        self.use_group_mask = use_group_mask
-        self.normalize_before = normalize_before
         super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
-
-    def _init_layers(self) -> None:
-        """Initialize decoder layers (pre- or post-norm) and the final norm."""
-        if not self.normalize_before:
-            return super()._init_layers()
-        # UP-DETR: pre-norm layers; ``post_norm`` is then the reference's
-        # ``transformer.decoder.norm``, applied as mmdet applies it.
-        self.layers = ModuleList([
-            PreNormDetrTransformerDecoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
-        ])
-        self.embed_dims = self.layers[0].embed_dims
-        self.post_norm = build_norm_layer(self.post_norm_cfg,
-                                          self.embed_dims)[1]
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 query_pos: Tensor, key_pos: Tensor, key_padding_mask: Tensor,
@@ -116,7 +98,7 @@ class GroupMaskedDecoder(DetrTransformerDecoder):
             raise ValueError(
                 f'got {num_queries} queries; expected k * {self.group_size} '
                 f'for k <= {self.num_patches} query patches')
-        if self.use_group_mask and num_queries > self.group_size:
+        if num_queries > self.group_size:
             # UP-DETR: queries attend only within their own group (a single
             # group needs no mask).
             kwargs['self_attn_mask'] = group_attention_mask(

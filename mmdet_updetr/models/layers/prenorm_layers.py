@@ -1,5 +1,5 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
-"""Pre-norm DETR transformer layers and an encoder that can use them.
+"""Pre-norm DETR transformer layers, and an encoder and a decoder of them.
 
 UP-DETR trains its transformer pre-norm (``normalize_before=True`` in the
 reference): LayerNorm comes before attention and FFN inside each residual
@@ -9,7 +9,8 @@ post-norm only. These subclasses keep mmdet's module names (``norms.0``,
 layouts, and post-norm stays mmdet's own code so its checkpoints still load.
 """
 from mmcv.cnn import build_norm_layer
-from mmdet.models.layers import (DetrTransformerDecoderLayer,
+from mmdet.models.layers import (DetrTransformerDecoder,
+                                 DetrTransformerDecoderLayer,
                                  DetrTransformerEncoder,
                                  DetrTransformerEncoderLayer)
 from mmdet.registry import MODELS
@@ -113,8 +114,39 @@ class PreNormDetrTransformerDecoderLayer(DetrTransformerDecoderLayer):
         return self.ffn(self.norms[2](query), identity=query)
 
 
+class _NormalizeBefore:
+    """``normalize_before`` for a DETR encoder or decoder (one owner).
+
+    Placed before mmdet's ``DetrTransformerEncoder`` / ``Decoder`` in the
+    bases: with ``normalize_before=True`` the layers are
+    ``prenorm_layer_type``, else mmdet's own post-norm layers (its
+    ``_init_layers``). The final norm is the subclass's.
+    """
+
+    prenorm_layer_type: type
+
+    def __init__(self,
+                 num_layers: int,
+                 layer_cfg: ConfigType,
+                 normalize_before: bool = True,
+                 **kwargs) -> None:
+        self.normalize_before = normalize_before
+        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+
+    def _init_layers(self) -> None:
+        """Initialize pre-norm layers, or mmdet's when post-norm."""
+        if not self.normalize_before:
+            return super()._init_layers()
+        # UP-DETR: pre-norm layers in place of mmdet's post-norm ones.
+        self.layers = ModuleList([
+            self.prenorm_layer_type(**self.layer_cfg)
+            for _ in range(self.num_layers)
+        ])
+        self.embed_dims = self.layers[0].embed_dims
+
+
 @MODELS.register_module()
-class UPDETRTransformerEncoder(DetrTransformerEncoder):
+class PreNormDetrTransformerEncoder(_NormalizeBefore, DetrTransformerEncoder):
     """DETR encoder, pre-norm (the paper's) or post-norm (mmdet's).
 
     Args:
@@ -127,26 +159,17 @@ class UPDETRTransformerEncoder(DetrTransformerEncoder):
         **kwargs: Other arguments of ``DetrTransformerEncoder``.
     """
 
-    def __init__(self,
-                 num_layers: int,
-                 layer_cfg: ConfigType,
-                 normalize_before: bool = True,
-                 **kwargs) -> None:
-        self.normalize_before = normalize_before
-        super().__init__(num_layers=num_layers, layer_cfg=layer_cfg, **kwargs)
+    prenorm_layer_type = PreNormDetrTransformerEncoderLayer
 
     def _init_layers(self) -> None:
         """Initialize encoder layers, and the final norm when pre-norm."""
-        if not self.normalize_before:
-            return super()._init_layers()
-        # UP-DETR: pre-norm layers in place of mmdet's post-norm ones.
-        assert self.num_cp <= 0, 'checkpointing is not supported pre-norm'
-        self.layers = ModuleList([
-            PreNormDetrTransformerEncoderLayer(**self.layer_cfg)
-            for _ in range(self.num_layers)
-        ])
-        self.embed_dims = self.layers[0].embed_dims
-        self.post_norm = build_norm_layer(dict(type='LN'), self.embed_dims)[1]
+        assert self.num_cp <= 0 or not self.normalize_before, \
+            'checkpointing is not supported pre-norm'
+        super()._init_layers()
+        if self.normalize_before:
+            # UP-DETR: the reference's ``transformer.encoder.norm``.
+            self.post_norm = build_norm_layer(
+                dict(type='LN'), self.embed_dims)[1]
 
     def forward(self, query: Tensor, query_pos: Tensor,
                 key_padding_mask: Tensor, **kwargs) -> Tensor:
@@ -169,3 +192,31 @@ class UPDETRTransformerEncoder(DetrTransformerEncoder):
             # ``transformer.encoder.norm``).
             query = self.post_norm(query)
         return query
+
+
+@MODELS.register_module()
+class PreNormDetrTransformerDecoder(_NormalizeBefore, DetrTransformerDecoder):
+    """DETR decoder, pre-norm (the paper's) or post-norm (mmdet's).
+
+    Either way the decoder ends with mmdet's ``post_norm`` (the reference's
+    ``transformer.decoder.norm``), so the state-dict keys are those of
+    mmdet's ``DetrTransformerDecoder``.
+
+    Args:
+        num_layers (int): Number of decoder layers.
+        layer_cfg (:obj:`ConfigDict` or dict): Config of each decoder layer.
+        normalize_before (bool): Pre-norm layers when True; mmdet's
+            post-norm layers when False. Defaults to True.
+        **kwargs: Other arguments of ``DetrTransformerDecoder``
+            (``post_norm_cfg``, ``return_intermediate``, ``init_cfg``).
+    """
+
+    prenorm_layer_type = PreNormDetrTransformerDecoderLayer
+
+    def _init_layers(self) -> None:
+        """Initialize decoder layers (pre- or post-norm) and the final norm."""
+        super()._init_layers()
+        if self.normalize_before:
+            # UP-DETR: ``post_norm`` as mmdet builds it after its layers.
+            self.post_norm = build_norm_layer(self.post_norm_cfg,
+                                              self.embed_dims)[1]

@@ -1,46 +1,17 @@
 import pytest
 import torch
-from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.structures import InstanceData
 
-from mmdet_updetr.testing import get_config_path, tiny_model_cfg
+from mmdet_updetr.models.layers import group_attention_mask
+from mmdet_updetr.testing import (build_tiny_model, get_config_path,
+                                  get_tiny_cfg, tiny_batch)
 
-SHAPES = [(64, 80), (48, 64)]  # two images, padded to 64 x 80
+CONFIG = '_base_/models/updetr_r50.py'
 
 
 def _model(**overrides):
-    cfg = Config.fromfile(get_config_path('_base_/models/updetr_r50.py'))
-    model_cfg = tiny_model_cfg(cfg.model)
-    model_cfg.data_preprocessor = None
-    for key, value in overrides.items():
-        model_cfg[key] = value
-    model = MODELS.build(model_cfg)
-    model.init_weights()
-    return model
-
-
-def _batch(num_patches=2, patch_size=32):
-    inputs = torch.randn(len(SHAPES), 3, 64, 80)
-    samples = []
-    for h, w in SHAPES:
-        sample = DetDataSample(
-            metainfo=dict(
-                img_shape=(h, w),
-                ori_shape=(h, w),
-                batch_input_shape=(64, 80),
-                pad_shape=(64, 80),
-                scale_factor=(1., 1.)))
-        sample.query_patches = torch.randn(num_patches, 3, patch_size,
-                                           patch_size)
-        boxes = torch.tensor([[0., 0., 20., 20.], [10., 10., 40., 30.]])
-        sample.gt_instances = InstanceData(
-            bboxes=boxes[:num_patches],
-            labels=torch.zeros(num_patches, dtype=torch.long))
-        samples.append(sample)
-    return inputs, samples
+    return build_tiny_model(CONFIG, **overrides)
 
 
 def test_config_values_come_from_the_model():
@@ -53,7 +24,7 @@ def test_config_values_come_from_the_model():
 
 def test_patch_features_land_on_their_group():
     model = _model().eval()  # N=10, M=2: queries 0-4 patch 0, 5-9 patch 1
-    inputs, samples = _batch()
+    inputs, samples = tiny_batch(2)
     captured = {}
 
     def spy(module, args, kwargs):
@@ -99,7 +70,7 @@ def test_frozen_cnn_is_bit_identical_after_a_step():
     }
     assert not in_optim & {id(p) for p in model.backbone.parameters()}
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    inputs, samples = _batch()
+    inputs, samples = tiny_batch(2)
     optim.update_params(sum(model.loss(inputs, samples).values()))
     after = model.state_dict()
     for key, value in before.items():
@@ -112,14 +83,14 @@ def test_frozen_cnn_is_bit_identical_after_a_step():
 
 def test_trainable_cnn_gets_gradients():
     model = _model(freeze_backbone=False).train()
-    inputs, samples = _batch()
+    inputs, samples = tiny_batch(2)
     sum(model.loss(inputs, samples).values()).backward()
     assert model.backbone.layer4[0].downsample[0].weight.grad.abs().sum() > 0
 
 
 def test_predict_with_fewer_patches_than_groups():
     model = _model().eval()
-    inputs, samples = _batch(num_patches=1)
+    inputs, samples = tiny_batch(1)
     with torch.no_grad():
         results = model.predict(inputs, samples)
     assert len(results[0].pred_instances) == 5
@@ -132,7 +103,7 @@ def test_predict_with_fewer_patches_than_groups():
 
 def test_missing_patches_is_a_clear_error():
     model = _model().eval()
-    inputs, samples = _batch()
+    inputs, samples = tiny_batch(2)
     del samples[0].query_patches
     del samples[1].query_patches
     with pytest.raises(KeyError, match='QueryPatchTransform'):
@@ -150,28 +121,32 @@ def test_query_shuffle_permutes_the_queries_in_training():
     assert torch.equal(decoder_inputs['query_pos'][0], weight)
 
 
-def test_without_pretext_is_detr_with_the_same_transformer():
-    head = dict(
-        type='DETRHead',
-        num_classes=3,
-        embed_dims=32,
-        loss_cls=dict(
-            type='CrossEntropyLoss',
-            bg_cls_weight=0.1,
-            use_sigmoid=False,
-            loss_weight=1.0,
-            class_weight=1.0))
-    model = _model(num_patches=0, bbox_head=head).train()
-    assert not hasattr(model, 'patch2query')
-    assert model.encoder.normalize_before
-    inputs, samples = _batch()
-    for sample in samples:
-        del sample.query_patches
-        sample.gt_instances.labels = torch.tensor([2, 1])
-    losses = model.loss(inputs, samples)
-    assert {'loss_cls', 'loss_bbox', 'loss_iou'} <= set(losses)
-    model.eval()
+def test_num_patches_must_divide_num_queries():
+    with pytest.raises(ValueError, match="type='PreNormDETR'"):
+        _model(num_patches=0)
+    with pytest.raises(ValueError, match=r'num_patches \(3\) must be'):
+        _model(num_patches=3)  # N = 10
+
+
+@pytest.mark.parametrize('decoder, expected', [
+    ('GroupMaskedDecoder', group_attention_mask(10, 5)),
+    ('PreNormDetrTransformerDecoder', None),
+])
+def test_decoder_type_chooses_the_group_mask(decoder, expected):
+    """The group mask (N=10, M=2), or none for the "no attention mask"
+    ablation; only the group-masked decoder is given N and M."""
+    model = _model(
+        decoder=dict(get_tiny_cfg(CONFIG).model.decoder, type=decoder)).eval()
+    assert hasattr(model.decoder, 'num_patches') == (expected is not None)
+    masks = []
+    model.decoder.layers[0].self_attn.register_forward_pre_hook(
+        lambda module, args, kwargs: masks.append(kwargs['attn_mask']),
+        with_kwargs=True)
+    inputs, samples = tiny_batch(2)
     with torch.no_grad():
-        results = model.predict(inputs, samples)
-    assert 'pred_group_instances' not in results[0]
-    assert len(results[0].pred_instances) == 10
+        model.predict(inputs, samples)
+    assert len(masks) == 1
+    if expected is None:
+        assert masks[0] is None
+    else:
+        assert torch.equal(masks[0], expected)

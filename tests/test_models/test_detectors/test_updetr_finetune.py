@@ -1,5 +1,5 @@
-"""A fine-tuned UPDETR (``num_patches=0``, ``DETRHead``) predicts in mmdet's
-usual form, which mmdet's visualisation tools draw."""
+"""A fine-tuned ``PreNormDETR`` (``DETRHead``) predicts in mmdet's usual
+form, which mmdet's visualisation tools draw."""
 import mmcv
 import numpy as np
 import pytest

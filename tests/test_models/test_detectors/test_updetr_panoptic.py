@@ -125,7 +125,8 @@ def test_predict_gives_panoptic_and_boxes():
 
 
 def test_bad_configs_are_refused():
-    with pytest.raises(ValueError, match='num_patches=0'):
+    # A PreNormDETR: no query patches to configure.
+    with pytest.raises(TypeError, match='num_patches'):
         _model(num_patches=2)
     with pytest.raises(ValueError, match='make them agree'):
         _model(

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from mmdet_updetr.models.layers import GroupMaskedDecoder, group_attention_mask
+from mmdet_updetr.models.layers import (GroupMaskedDecoder,
+                                        PreNormDetrTransformerDecoder,
+                                        group_attention_mask)
 
 
 def _layer_cfg(dims=16):
@@ -62,7 +64,8 @@ def test_decoder_with_mask_equals_decoding_each_group_alone():
         alone = decoder(query=query[:, sl], query_pos=query_pos[:, sl], **args)
         torch.testing.assert_close(full[:, :, sl], alone, atol=1e-6, rtol=1e-5)
     # Without the mask the groups see each other and the outputs change.
-    unmasked = _decoder(use_group_mask=False)
+    unmasked = PreNormDetrTransformerDecoder(
+        num_layers=2, layer_cfg=_layer_cfg()).eval()
     unmasked.load_state_dict(decoder.state_dict())
     free = unmasked(query=query, query_pos=query_pos, **args)
     assert not torch.allclose(free, full, atol=1e-4)

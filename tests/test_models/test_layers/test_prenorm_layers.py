@@ -1,8 +1,11 @@
 import torch
-from mmdet.models.layers import DetrTransformerEncoder
+from mmdet.models.layers import (DetrTransformerDecoder,
+                                 DetrTransformerDecoderLayer,
+                                 DetrTransformerEncoder)
 
-from mmdet_updetr.models.layers import (PreNormDetrTransformerDecoderLayer,
-                                        UPDETRTransformerEncoder)
+from mmdet_updetr.models.layers import (PreNormDetrTransformerDecoder,
+                                        PreNormDetrTransformerDecoderLayer,
+                                        PreNormDetrTransformerEncoder)
 
 DIMS = 16
 
@@ -36,7 +39,8 @@ def _randomise(module):
 
 def test_prenorm_encoder_follows_reference_order():
     encoder = _randomise(
-        UPDETRTransformerEncoder(num_layers=1, layer_cfg=_layer_cfg())).eval()
+        PreNormDetrTransformerEncoder(num_layers=1,
+                                      layer_cfg=_layer_cfg())).eval()
     x, pos = torch.randn(2, 7, DIMS), torch.randn(2, 7, DIMS)
     pad = torch.zeros(2, 7, dtype=torch.bool)
     pad[0, 5:] = True
@@ -73,7 +77,7 @@ def test_prenorm_decoder_layer_follows_reference_order():
 
 
 def test_postnorm_encoder_keeps_mmdet_layout_and_output():
-    ours = UPDETRTransformerEncoder(
+    ours = PreNormDetrTransformerEncoder(
         num_layers=2, layer_cfg=_layer_cfg(), normalize_before=False).eval()
     mmdet = DetrTransformerEncoder(num_layers=2, layer_cfg=_layer_cfg()).eval()
     assert ours.state_dict().keys() == mmdet.state_dict().keys()
@@ -82,7 +86,8 @@ def test_postnorm_encoder_keeps_mmdet_layout_and_output():
     torch.testing.assert_close(
         ours(query=x, query_pos=pos, key_padding_mask=None),
         mmdet(query=x, query_pos=pos, key_padding_mask=None))
-    prenorm = UPDETRTransformerEncoder(num_layers=2, layer_cfg=_layer_cfg())
+    prenorm = PreNormDetrTransformerEncoder(
+        num_layers=2, layer_cfg=_layer_cfg())
     extra = set(prenorm.state_dict()) - set(mmdet.state_dict())
     assert extra == {'post_norm.weight', 'post_norm.bias'}
     # Pre-norm really differs from post-norm on the same weights.
@@ -90,3 +95,27 @@ def test_postnorm_encoder_keeps_mmdet_layout_and_output():
     assert not torch.allclose(
         prenorm.eval()(query=x, query_pos=pos, key_padding_mask=None),
         ours(query=x, query_pos=pos, key_padding_mask=None))
+
+
+def test_decoder_keeps_mmdet_keys_and_postnorm_output():
+    mmdet = DetrTransformerDecoder(
+        num_layers=2, layer_cfg=_layer_cfg(True)).eval()
+    prenorm = PreNormDetrTransformerDecoder(
+        num_layers=2, layer_cfg=_layer_cfg(True)).eval()
+    postnorm = PreNormDetrTransformerDecoder(
+        num_layers=2, layer_cfg=_layer_cfg(True),
+        normalize_before=False).eval()
+    # One layout for both: mmdet's post-norm checkpoints load either way.
+    assert list(prenorm.state_dict()) == list(mmdet.state_dict())
+    assert list(postnorm.state_dict()) == list(mmdet.state_dict())
+    assert type(postnorm.layers[0]) is DetrTransformerDecoderLayer
+    assert type(prenorm.layers[0]) is PreNormDetrTransformerDecoderLayer
+    mmdet.load_state_dict(_randomise(postnorm).state_dict())
+    prenorm.load_state_dict(postnorm.state_dict())
+    query, pos = torch.randn(1, 4, DIMS), torch.randn(1, 4, DIMS)
+    mem, mpos = torch.randn(1, 6, DIMS), torch.randn(1, 6, DIMS)
+    args = dict(key=mem, value=mem, key_pos=mpos, key_padding_mask=None)
+    expected = mmdet(query, query_pos=pos, **args)
+    torch.testing.assert_close(
+        postnorm(query, query_pos=pos, **args), expected)
+    assert not torch.allclose(prenorm(query, query_pos=pos, **args), expected)

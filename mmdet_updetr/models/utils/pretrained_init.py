@@ -6,13 +6,14 @@ A model config says::
     model = dict(init_cfg=dict(type='UPDETRPretrained',
                                checkpoint='work_dirs/pretrain_in1k/epoch_60.pth'))
 
-and ``UPDETR.init_weights`` applies it after DETR's own initialisation: the
-CNN, ``input_proj`` (the neck), the transformer, the object queries and the
-box branches are loaded; the pretext's ``patch2query`` and
-``bbox_head.feature_align`` are dropped when the model has none; the 2-way
-match classifier ``bbox_head.fc_cls`` is initialised anew (kept with
-``keep_classifier=True``, for one-shot detection). A table of loaded, dropped
-and newly initialised keys goes to the log. A checkpoint that does not fit
+and ``PreNormDETR.init_weights`` (so every detector of this package)
+applies it after DETR's own initialisation: the CNN, ``input_proj`` (the
+neck), the transformer, the object queries and the box branches are loaded;
+the pretext's ``patch2query`` and ``bbox_head.feature_align`` are dropped
+when the model has none; the 2-way match classifier ``bbox_head.fc_cls`` is
+initialised anew (kept with ``keep_classifier=True``, for one-shot
+detection). A table of loaded, dropped and newly initialised keys goes to
+the log. A checkpoint that does not fit
 the architecture raises a ``ValueError`` that says what differs.
 """
 import re
