@@ -443,12 +443,12 @@ def augmentation_steps(params: Tensor) -> List[AugStep]:
         list[:obj:`AugStep`]: The steps, their indices int64 (K, ) on the
         host.
     """
-    enabled = params[:, AUG_COL['jitter']] > 0.5
+    jittered = params[:, AUG_COL['jitter']] > 0.5
     order = params[:, list(JITTER_ORDER_COLS)].round().long()
     steps = []
     for step in range(len(JITTER_OPS)):
         for op_id, op in enumerate(JITTER_OPS):
-            steps.append((op, enabled & (order[:, step] == op_id),
+            steps.append((op, jittered & (order[:, step] == op_id),
                           dict(factor=JITTER_FACTOR_COLS[op_id])))
     steps.append((to_grayscale, params[:, AUG_COL['gray']] > 0.5, {}))
     blur = params[:, AUG_COL['blur']] > 0.5
