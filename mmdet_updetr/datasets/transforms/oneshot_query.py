@@ -8,8 +8,10 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 from mmdet.registry import TRANSFORMS
 from mmengine.fileio import get
+from mmengine.utils import to_2tuple
 
-from .query_patch import QueryPatchTransform
+from mmdet_updetr.augmentation import QueryPatchAugmentation
+from .query_patch import crop_patches
 
 
 @TRANSFORMS.register_module()
@@ -18,13 +20,14 @@ class LoadOneShotQuery(BaseTransform):
 
     :class:`~mmdet_updetr.datasets.OneShotVOCDataset` names, per sample, the
     image and the ground-truth box of the query object (``query_img_path``,
-    ``query_bbox``). This transform reads that image, crops the box, resizes
-    it to ``patch_size`` (aspect ratio not kept) and draws its augmentation
-    exactly as :class:`QueryPatchTransform` does for the pre-training patches
-    (the same code, with one patch): SimCLR-style colour jitter, grayscale
-    and Gaussian blur, drawn here under ``cache_randomness`` and applied by
-    :class:`UPDETRDataPreprocessor`. So :class:`PackUPDETRInputs` and the
-    data preprocessor work unchanged, with ``M = 1``.
+    ``query_bbox``). This transform reads that image, crops the box and
+    resizes it to ``patch_size`` (aspect ratio not kept) with
+    :func:`crop_patches`, and draws its augmentation with the pre-training
+    patches' :class:`QueryPatchAugmentation` (one patch): SimCLR-style
+    colour jitter, grayscale and Gaussian blur, drawn here under
+    ``cache_randomness`` and applied by :class:`UPDETRDataPreprocessor`. So
+    :class:`PackUPDETRInputs` and the data preprocessor work unchanged, with
+    ``M = 1``.
 
     Required Keys:
 
@@ -41,17 +44,10 @@ class LoadOneShotQuery(BaseTransform):
     Args:
         patch_size (int | tuple[int, int]): Output size of the crop, an int
             for a square or ``(w, h)``. Defaults to 128.
-        augment (bool): Draw augmentation parameters (training). If False
-            the crop is left as it is (testing). Defaults to True.
-        jitter (Sequence[float]): Brightness, contrast, saturation and hue
-            strengths. Defaults to (0.4, 0.4, 0.4, 0.1).
-        jitter_prob (float): Probability of the colour jitter.
-            Defaults to 0.8.
-        gray_prob (float): Probability of the grayscale conversion.
-            Defaults to 0.2.
-        blur_prob (float): Probability of the Gaussian blur. Defaults to 0.5.
-        blur_sigma (Sequence[float]): Range of the blur's sigma in pixels.
-            Defaults to (0.1, 2.0).
+        augment (bool | dict): True: draw the default augmentation
+            (training); False: the crop is left as it is (testing); a dict:
+            the arguments of :class:`QueryPatchAugmentation`.
+            Defaults to True.
         interpolation (str): Interpolation of the resize. Defaults to
             'bilinear'.
         backend_args (dict, optional): File backend of the query image.
@@ -60,25 +56,12 @@ class LoadOneShotQuery(BaseTransform):
 
     def __init__(self,
                  patch_size: Union[int, Tuple[int, int]] = 128,
-                 augment: bool = True,
-                 jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
-                 jitter_prob: float = 0.8,
-                 gray_prob: float = 0.2,
-                 blur_prob: float = 0.5,
-                 blur_sigma: Sequence[float] = (0.1, 2.0),
+                 augment: Union[bool, dict] = True,
                  interpolation: str = 'bilinear',
                  backend_args: Optional[dict] = None) -> None:
-        # UP-DETR: one query patch, cropped and augmented as in pre-training.
-        self.patcher = QueryPatchTransform(
-            num_patches=1,
-            patch_size=patch_size,
-            augment=augment,
-            jitter=jitter,
-            jitter_prob=jitter_prob,
-            gray_prob=gray_prob,
-            blur_prob=blur_prob,
-            blur_sigma=blur_sigma,
-            interpolation=interpolation)
+        self.patch_size = tuple(to_2tuple(patch_size))
+        self.augmentation = QueryPatchAugmentation.from_cfg(augment)
+        self.interpolation = interpolation
         self.backend_args = backend_args
 
     @staticmethod
@@ -100,17 +83,32 @@ class LoadOneShotQuery(BaseTransform):
         y2 = min(max(int(np.ceil(y2)), y1 + 1), height)
         return np.array([[x1, y1, x2, y2]], dtype=np.int64)
 
+    def crop_query(self, img: np.ndarray, bbox: Sequence[float]) -> np.ndarray:
+        """Crop the query object's window from its image and resize it.
+
+        Args:
+            img (np.ndarray): The query image, (H, W, 3) BGR.
+            bbox (Sequence[float]): The object's absolute
+                ``[x1, y1, x2, y2]``.
+
+        Returns:
+            np.ndarray: uint8 crop of shape (1, ph, pw, 3).
+        """
+        height, width = img.shape[:2]
+        box = self.crop_box(bbox, width, height)
+        return crop_patches(img, box, self.patch_size, self.interpolation)
+
     @cache_randomness
     def _draw_aug_params(self) -> np.ndarray:
         """Draw the query's augmentation parameters.
 
-        Marked here too, so that ``cache_random_params`` (which looks at the
-        transforms of a pipeline, not at their members) finds the draw.
+        Marked here, on the transform, because ``cache_random_params``
+        looks at the transforms of a pipeline, not at their members.
 
         Returns:
             np.ndarray: float32 array of shape (1, P).
         """
-        return self.patcher._draw_aug_params()
+        return self.augmentation.draw(1)
 
     def transform(self, results: dict) -> dict:
         """Crop the query object and draw its augmentation.
@@ -134,22 +132,15 @@ class LoadOneShotQuery(BaseTransform):
             get(path, backend_args=self.backend_args), flag='color')
         if img is None:
             raise ValueError(f'LoadOneShotQuery: cannot decode {path}')
-        height, width = img.shape[:2]
-        box = self.crop_box(results['query_bbox'], width, height)
-        results['query_patches'] = self.patcher._crop_patches(img, box)
+        results['query_patches'] = self.crop_query(img, results['query_bbox'])
         results['query_patch_aug'] = self._draw_aug_params()
         return results
 
     def __repr__(self) -> str:
-        p = self.patcher
         repr_str = self.__class__.__name__
-        repr_str += f'(patch_size={p.patch_size}, '
-        repr_str += f'augment={p.augment}, '
-        repr_str += f'jitter={p.jitter}, '
-        repr_str += f'jitter_prob={p.jitter_prob}, '
-        repr_str += f'gray_prob={p.gray_prob}, '
-        repr_str += f'blur_prob={p.blur_prob}, '
-        repr_str += f'blur_sigma={p.blur_sigma}, '
-        repr_str += f"interpolation='{p.interpolation}', "
+        repr_str += f'(patch_size={self.patch_size}, '
+        repr_str += f'augment={self.augmentation.enabled}, '
+        repr_str += f'{self.augmentation.args_repr()}, '
+        repr_str += f"interpolation='{self.interpolation}', "
         repr_str += f'backend_args={self.backend_args})'
         return repr_str

@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from torch import Tensor
 
-from .patch_augmentation import augment_patches
+from mmdet_updetr.augmentation import augment_patches
 
 
 @MODELS.register_module()
@@ -21,7 +21,9 @@ class UPDETRDataPreprocessor(DetDataPreprocessor):
     by :class:`PackUPDETRInputs`, the patches of the batch are stacked to
     (B, M, 3, ph, pw) on the model's device, converted to RGB, augmented
     with their ``query_patch_aug`` parameters (see
-    :func:`augment_patches`; skipped for samples without parameters),
+    :mod:`mmdet_updetr.augmentation`, which owns the augmentation: its draw
+    in the dataset transforms, its apply here; skipped for samples without
+    parameters; in float32 even under ``torch.autocast``),
     brought to the channel order of the images (``bgr_to_rgb`` /
     ``rgb_to_bgr`` as for the images) and normalised with the images'
     ``mean`` and ``std``. Each data sample's ``query_patches`` is replaced by
@@ -124,7 +126,7 @@ class UPDETRDataPreprocessor(DetDataPreprocessor):
         if not self._patches_in_rgb:
             img = img.flip(1)  # BGR -> RGB for the colour ops
         if all(p is not None for p in params):
-            img = augment_patches(img, torch.cat(params).to(img.device))
+            img = augment_patches(img, torch.cat(params))
         elif any(p is not None for p in params):
             raise ValueError('Either all or no samples of a batch need '
                              '`query_patch_aug`.')

@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 from mmcv.transforms.utils import cache_random_params
 
+from mmdet_updetr.augmentation import IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS
 from mmdet_updetr.datasets.transforms import (LoadOneShotQuery,
                                               QueryPatchTransform)
-from mmdet_updetr.models.data_preprocessors.patch_augmentation import (
-    IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS)
 
 
 @pytest.fixture
@@ -80,3 +79,14 @@ def test_missing_keys_and_repr(query_file):
         transform(dict(query_img_path=query_file))
     assert repr(transform).startswith(
         'LoadOneShotQuery(patch_size=(128, 128), augment=True')
+
+
+def test_augment_dict_configures_the_draw(query_file):
+    transform = LoadOneShotQuery(
+        patch_size=16, augment=dict(jitter_prob=1.0, blur_prob=0.0))
+    results = dict(query_img_path=query_file, query_bbox=[0, 0, 80, 60])
+    for seed in range(5):
+        np.random.seed(seed)
+        aug = transform(dict(results))['query_patch_aug']
+        assert aug[0, 0] == 1 and aug[0, 10] == 0
+    assert 'jitter_prob=1.0, gray_prob=0.2, blur_prob=0.0' in repr(transform)

@@ -4,9 +4,11 @@ import pytest
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.registry import init_default_scope
 
+from mmdet_updetr.augmentation import (AUG_COL, AUG_PARAM_NAMES,
+                                       IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS)
 from mmdet_updetr.datasets.transforms import QueryPatchTransform
-from mmdet_updetr.models.data_preprocessors.patch_augmentation import (
-    AUG_COL, AUG_PARAM_NAMES, IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS)
+from mmdet_updetr.datasets.transforms.query_patch import (crop_patches,
+                                                          draw_patch_boxes)
 
 SCALES = (320, 336, 352, 368, 400, 416, 432, 448, 464, 480)
 
@@ -219,4 +221,37 @@ def test_invalid_arguments():
     with pytest.raises(ValueError, match='num_patches'):
         QueryPatchTransform(num_patches=0)
     with pytest.raises(ValueError, match='jitter'):
-        QueryPatchTransform(jitter=(0.4, 0.4, 0.4, 0.7))
+        QueryPatchTransform(augment=dict(jitter=(0.4, 0.4, 0.4, 0.7)))
+
+
+def test_public_draw_and_crop_are_the_transforms():
+    img = np.random.default_rng(0).integers(0, 256, (50, 70), np.uint8)
+    transform = QueryPatchTransform(
+        num_patches=4, min_size=6, patch_size=(20, 12), augment=False)
+    results = run(transform, img, seed=7)
+    np.random.seed(7)
+    boxes = draw_patch_boxes(70, 50, num_patches=4, min_size=6)
+    np.testing.assert_array_equal(results['gt_bboxes'].tensor.numpy(), boxes)
+    np.testing.assert_array_equal(results['query_patches'],
+                                  crop_patches(img, boxes, (20, 12)))
+    patches = crop_patches(img, np.array([[3, 4, 13, 9]]), 5, 'nearest')
+    assert patches.shape == (1, 5, 5, 3)
+    expected = cv2.resize(
+        img[4:9, 3:13], (5, 5), interpolation=cv2.INTER_NEAREST)
+    for channel in range(3):
+        np.testing.assert_array_equal(patches[0, ..., channel], expected)
+
+
+def test_augment_dict_configures_the_draw():
+    transform = QueryPatchTransform(
+        num_patches=6, augment=dict(jitter_prob=0.0, gray_prob=1.0))
+    aug = run(
+        transform, np.zeros((40, 40, 3), np.uint8), seed=0)['query_patch_aug']
+    assert (aug[:, AUG_COL['jitter']] == 0).all()
+    assert (aug[:, AUG_COL['gray']] == 1).all()
+    assert repr(transform).startswith(
+        'QueryPatchTransform(num_patches=6, min_size=8, '
+        'patch_size=(128, 128), augment=True, '
+        'jitter=(0.4, 0.4, 0.4, 0.1), jitter_prob=0.0, gray_prob=1.0,')
+    with pytest.raises(TypeError, match='augment'):
+        QueryPatchTransform(augment=dict(gray=1.0))

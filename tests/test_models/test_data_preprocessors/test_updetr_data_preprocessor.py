@@ -1,3 +1,5 @@
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -7,10 +9,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 
 import mmdet_updetr.datasets  # noqa: F401  (registers the transforms)
-from mmdet_updetr.models.data_preprocessors import (NUM_AUG_PARAMS,
-                                                    UPDETRDataPreprocessor)
-from mmdet_updetr.models.data_preprocessors.patch_augmentation import (
-    AUG_COL, IDENTITY_AUG_PARAMS)
+from mmdet_updetr.augmentation import (AUG_COL, IDENTITY_AUG_PARAMS,
+                                       NUM_AUG_PARAMS, QueryPatchAugmentation)
+from mmdet_updetr.models.data_preprocessors import UPDETRDataPreprocessor
 
 MEAN = [123.675, 116.28, 103.53]
 STD = [58.395, 57.12, 57.375]
@@ -150,3 +151,34 @@ def test_pipeline_to_preprocessor_keeps_box_patch_pairs(tmp_path):
 
 def test_aug_column_count():
     assert NUM_AUG_PARAMS == 12 == len(IDENTITY_AUG_PARAMS)
+
+
+def test_bf16_autocast_gives_the_fp32_result():
+    """The preprocessor runs inside the optimizer wrapper's autocast (e.g.
+    ``--amp``): the patch augmentation used to fail there (index put of a
+    bf16 blur into the float32 batch); it runs in float32 and gives the
+    very same patches and images."""
+    samples = []
+    np.random.seed(0)
+    augmentation = QueryPatchAugmentation(blur_prob=0.9)
+    for i in range(2):
+        sample = make_sample(num_patches=6, bgr=(40 * i, 90, 200))
+        rng = np.random.default_rng(i)
+        sample['data_samples'].query_patches = torch.from_numpy(
+            rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8))
+        sample['inputs'] = torch.from_numpy(
+            rng.integers(0, 256, (3, 40, 50), dtype=np.uint8))
+        sample['data_samples'].query_patch_aug = torch.from_numpy(
+            augmentation.draw(6))
+        samples.append(sample)
+    params = torch.cat([s['data_samples'].query_patch_aug for s in samples])
+    assert params[:, AUG_COL['blur']].sum() > 0
+    assert params[:, AUG_COL['jitter']].sum() > 0
+    preprocessor = build()
+    expected = preprocessor(pseudo_collate(copy.deepcopy(samples)), True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = preprocessor(pseudo_collate(copy.deepcopy(samples)), True)
+    assert torch.equal(out['inputs'], expected['inputs'])
+    for sample, ref in zip(out['data_samples'], expected['data_samples']):
+        assert sample.query_patches.dtype == torch.float32
+        assert torch.equal(sample.query_patches, ref.query_patches)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from mmdet_updetr.models.data_preprocessors import patch_augmentation as pa
-from mmdet_updetr.models.data_preprocessors.patch_augmentation import (
-    AUG_COL, IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS, augment_patches)
+from mmdet_updetr.augmentation import (AUG_COL, IDENTITY_AUG_PARAMS,
+                                       NUM_AUG_PARAMS, augment_patches)
+from mmdet_updetr.augmentation import patch_augmentation as pa
 
 
 def pixel(r, g, b, size=(1, 1)):
@@ -186,3 +186,110 @@ def test_augment_flags():
 def test_augment_checks_the_parameter_shape():
     with pytest.raises(ValueError, match=str(NUM_AUG_PARAMS)):
         augment_patches(torch.rand(2, 3, 8, 8), torch.zeros(2, 5))
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_apply_is_float32_under_autocast(dtype):
+    """Under CPU autocast the blur's conv2d would run in low precision and
+    the index put of its result into the float32 batch used to fail."""
+    np.random.seed(0)
+    prm = torch.from_numpy(pa.QueryPatchAugmentation(blur_prob=1.0).draw(16))
+    img = torch.rand(16, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    expected = augment_patches(img, prm)
+    with torch.autocast('cpu', dtype=dtype):
+        out = augment_patches(img, prm)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, expected)
+    # A low-precision input is augmented in float32 too.
+    assert augment_patches(img.to(dtype), prm).dtype == torch.float32
+
+
+def test_steps_follow_the_parameters():
+    prm = params(
+        3, jitter=[1, 0, 1], gray=[0, 1, 1], blur=[1, 0, 0], sigma=[1.2, 0, 0])
+    prm[2, 5:9] = torch.tensor([3., 0., 2., 1.])  # hue first
+    # Round by round; within a round, by op id.
+    steps = [(step.op, step.indices.tolist(), step.columns, step.extra)
+             for step in pa.augmentation_steps(prm)]
+    assert steps == [
+        (pa.adjust_brightness, [0], dict(factor=1), {}),
+        (pa.adjust_hue, [2], dict(factor=4), {}),
+        (pa.adjust_brightness, [2], dict(factor=1), {}),
+        (pa.adjust_contrast, [0], dict(factor=2), {}),
+        (pa.adjust_saturation, [0, 2], dict(factor=3), {}),
+        (pa.adjust_contrast, [2], dict(factor=2), {}),
+        (pa.adjust_hue, [0], dict(factor=4), {}),
+        (pa.to_grayscale, [1, 2], {}, {}),
+        (pa.gaussian_blur, [0], dict(sigma=11), dict(max_radius=4)),
+    ]
+    assert pa.augmentation_steps(params(2)) == []
+
+
+def test_kernels_with_a_known_radius():
+    sigma = torch.tensor([0.1, 0.7, 1.9])
+    assert pa.blur_radius(sigma) == 6 and pa.blur_radius(sigma[:0]) == 0
+    assert pa.blur_radius(torch.tensor([1.0])) == 3
+    torch.testing.assert_close(
+        pa.gaussian_kernels(sigma, max_radius=6),
+        pa.gaussian_kernels(sigma),
+        rtol=0,
+        atol=0)
+
+
+def draws(augmentation, num, seed=0):
+    np.random.seed(seed)
+    return augmentation.draw(num)
+
+
+def test_draw_follows_the_configuration():
+    aug = pa.QueryPatchAugmentation.from_cfg(
+        dict(
+            jitter_prob=0.0,
+            gray_prob=1.0,
+            blur_prob=1.0,
+            blur_sigma=(0.5, 0.5)))
+    out = draws(aug, 50)
+    assert out.shape == (50, NUM_AUG_PARAMS) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :9],
+                                  np.tile(IDENTITY_AUG_PARAMS[:9], (50, 1)))
+    assert (out[:, AUG_COL['gray']] == 1).all()
+    assert (out[:, AUG_COL['blur']] == 1).all()
+    np.testing.assert_allclose(out[:, AUG_COL['sigma']], 0.5)
+    # True is the default augmentation: same seed, same draws.
+    np.testing.assert_array_equal(
+        draws(pa.QueryPatchAugmentation.from_cfg(True), 7),
+        draws(pa.QueryPatchAugmentation(), 7))
+
+
+def test_disabled_draws_the_identity_and_no_random_number():
+    aug = pa.QueryPatchAugmentation.from_cfg(False)
+    assert not aug.enabled
+    np.random.seed(1)
+    state = np.random.get_state()[1].copy()
+    np.testing.assert_array_equal(
+        aug.draw(3), np.tile(IDENTITY_AUG_PARAMS, (3, 1)))
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    np.testing.assert_array_equal(
+        pa.identity_aug_params(2), np.tile(IDENTITY_AUG_PARAMS, (2, 1)))
+
+
+def test_invalid_configurations():
+    with pytest.raises(ValueError, match='jitter'):
+        pa.QueryPatchAugmentation(jitter=(0.4, 0.4, 0.4, 0.7))
+    with pytest.raises(ValueError, match='jitter'):
+        pa.QueryPatchAugmentation(jitter=(0.4, 0.4, 0.4))
+    with pytest.raises(ValueError, match='gray_prob'):
+        pa.QueryPatchAugmentation(gray_prob=1.5)
+    with pytest.raises(ValueError, match='blur_sigma'):
+        pa.QueryPatchAugmentation(blur_sigma=(2.0, 0.1))
+    with pytest.raises(TypeError, match='blur_porb.*QueryPatchAugmentation'):
+        pa.QueryPatchAugmentation.from_cfg(dict(blur_porb=0.5))
+    with pytest.raises(TypeError, match='augment must be'):
+        pa.QueryPatchAugmentation.from_cfg('yes')
+
+
+def test_repr():
+    assert repr(pa.QueryPatchAugmentation(gray_prob=0.1)) == (
+        'QueryPatchAugmentation(enabled=True, jitter=(0.4, 0.4, 0.4, 0.1), '
+        'jitter_prob=0.8, gray_prob=0.1, blur_prob=0.5, '
+        'blur_sigma=(0.1, 2.0))')
