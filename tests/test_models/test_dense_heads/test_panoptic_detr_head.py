@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.structures.mask import BitmapMasks
 from mmengine.structures import InstanceData
 
@@ -16,6 +17,18 @@ def _head():
         num_heads=2,
         fpn_channels=(16, 8, 8),
         mask_norm_cfg=dict(type='GN', num_groups=2))
+
+
+def _assign(head, cls_score, bbox_pred, gt, meta):
+    """The Hungarian assignment of one image, run here by hand: the matched
+    query indices and, for each, the index of its ground truth."""
+    h, w = meta['img_shape']
+    pred = InstanceData(
+        scores=cls_score,
+        bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * torch.tensor([w, h, w, h]))
+    gt_inds = head.assigner.assign(pred, gt, img_meta=meta).gt_inds
+    pos = torch.nonzero(gt_inds > 0).squeeze(-1)
+    return pos, gt_inds[pos] - 1
 
 
 def _reference_losses(src, tgt, num_boxes):
@@ -57,12 +70,11 @@ def test_mask_losses_match_the_reference():
                 masks=BitmapMasks(masks.astype(np.uint8), h, w)))
     mask_preds = torch.randn(3, 5, 3, 4)
     cls_scores, bbox_preds = torch.randn(3, 5, 5), torch.rand(3, 5, 4)
-    losses = head.loss_mask_by_feat(mask_preds, cls_scores, bbox_preds, gts,
-                                    metas)
+    losses = head.loss_by_feat(cls_scores[None], bbox_preds[None], mask_preds,
+                               gts, metas)
     srcs, tgts = [], []
     for i, (gt, meta) in enumerate(zip(gts, metas)):
-        pos, gt_inds = head._match_single(cls_scores[i], bbox_preds[i], gt,
-                                          meta)
+        pos, gt_inds = _assign(head, cls_scores[i], bbox_preds[i], gt, meta)
         assert len(pos) == len(gt)  # every segment matched
         h, w = meta['img_shape']
         for q, g in zip(pos.tolist(), gt_inds.tolist()):
@@ -86,9 +98,9 @@ def test_missing_masks_say_what_to_do():
         bboxes=torch.tensor([[0., 0., 5., 5.]]), labels=torch.tensor([0]))
     meta = dict(img_shape=(8, 8), batch_input_shape=(8, 8))
     with pytest.raises(KeyError, match='PanopticStuffToInstances'):
-        head.loss_mask_by_feat(
-            torch.randn(1, 5, 2, 2), torch.randn(1, 5, 5), torch.rand(1, 5, 4),
-            [gt], [meta])
+        head.loss_by_feat(
+            torch.randn(1, 1, 5, 5), torch.rand(1, 1, 5, 4),
+            torch.randn(1, 5, 2, 2), [gt], [meta])
 
 
 def test_labels_beyond_num_classes_are_refused():
@@ -100,9 +112,9 @@ def test_labels_beyond_num_classes_are_refused():
         masks=BitmapMasks(np.ones((1, 8, 8), np.uint8), 8, 8))
     meta = dict(img_shape=(8, 8), batch_input_shape=(8, 8))
     with pytest.raises(ValueError, match='bbox_head.num_classes is 4'):
-        head.loss_mask_by_feat(
-            torch.randn(1, 5, 2, 2), torch.randn(1, 5, 5), torch.rand(1, 5, 4),
-            [gt], [meta])
+        head.loss_by_feat(
+            torch.randn(1, 1, 5, 5), torch.rand(1, 1, 5, 4),
+            torch.randn(1, 5, 2, 2), [gt], [meta])
 
 
 def test_batch_without_segments_gives_zero_mask_losses():
@@ -113,8 +125,9 @@ def test_batch_without_segments_gives_zero_mask_losses():
         masks=BitmapMasks(np.zeros((0, 8, 8), np.uint8), 8, 8))
     meta = dict(img_shape=(8, 8), batch_input_shape=(8, 8))
     mask_preds = torch.randn(1, 5, 2, 2, requires_grad=True)
-    losses = head.loss_mask_by_feat(mask_preds, torch.randn(1, 5, 5),
-                                    torch.rand(1, 5, 4), [gt], [meta])
+    losses = head.loss_by_feat(
+        torch.randn(1, 1, 5, 5), torch.rand(1, 1, 5, 4), mask_preds, [gt],
+        [meta])
     assert losses['loss_mask'].item() == losses['loss_dice'].item() == 0
     (losses['loss_mask'] + losses['loss_dice']).backward()
     assert torch.all(mask_preds.grad == 0)
