@@ -5,7 +5,7 @@ import torch
 from mmdet.models.dense_heads import DETRHead
 from mmdet.models.utils import multi_apply
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
-from mmdet.utils import InstanceList, OptInstanceList, reduce_mean
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -22,7 +22,39 @@ class MatchedDETRHead(DETRHead):
     made once per layer and image, and nothing is kept on the head between
     calls. DETR's losses and their values are unchanged (the classification
     loss is DETR's cross entropy or focal loss, not ``QualityFocalLoss``).
+
+    ``DETRHead`` turns ``loss_cls.bg_cls_weight`` into the no-object class
+    weight only when it is exactly ``DETRHead``, not for a subclass; this
+    class does it for its subclasses.
+
+    Args:
+        num_classes (int): Number of classes, no-object excluded.
+        loss_cls (:obj:`ConfigDict` or dict): As ``DETRHead``'s. With a
+            softmax, the class weights are ``class_weight`` for each class
+            and ``bg_cls_weight`` (defaults to ``class_weight``) for
+            no-object; ``bg_cls_weight`` also weighs the negatives in the
+            classification loss's normaliser.
+        **kwargs: Other arguments of ``DETRHead``.
     """
+
+    def __init__(self,
+                 num_classes: int,
+                 loss_cls: ConfigType = dict(
+                     type='CrossEntropyLoss',
+                     bg_cls_weight=0.1,
+                     use_sigmoid=False,
+                     loss_weight=1.0,
+                     class_weight=1.0),
+                 **kwargs) -> None:
+        loss_cls = dict(loss_cls)
+        class_weight = float(loss_cls.get('class_weight', 1.0))
+        bg_cls_weight = float(loss_cls.pop('bg_cls_weight', class_weight))
+        if not loss_cls.get('use_sigmoid', False):
+            loss_cls['class_weight'] = [class_weight] * num_classes + [
+                bg_cls_weight
+            ]
+        super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
+        self.bg_cls_weight = bg_cls_weight
 
     def loss_by_feat(
         self,

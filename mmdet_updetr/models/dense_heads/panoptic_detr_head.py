@@ -39,9 +39,8 @@ class PanopticDETRHead(MatchedDETRHead):
         mask_norm_cfg (dict): Norm of the conv head. Defaults to GroupNorm
             with 8 groups.
         loss_cls (dict): As ``DETRHead``'s; ``bg_cls_weight`` (the
-            reference's ``eos_coef``, 0.1) becomes the weight of the
-            no-object class here, since ``DETRHead`` does that only for
-            itself.
+            reference's ``eos_coef``, 0.1) is the weight of the no-object
+            class (see :class:`MatchedDETRHead`).
         loss_mask (dict): Sigmoid focal loss on mask pixels.
         loss_dice (dict): Dice loss on masks (the reference's form:
             ``1 - (2 p.t + 1) / (sum p + sum t + 1)``).
@@ -78,16 +77,7 @@ class PanopticDETRHead(MatchedDETRHead):
         self.fpn_channels = tuple(fpn_channels)
         self.softmax_per_head = softmax_per_head
         self.mask_norm_cfg = mask_norm_cfg
-        # UP-DETR: DETRHead builds the no-object weight only for itself.
-        loss_cls = dict(loss_cls)
-        class_weight = float(loss_cls.get('class_weight', 1.0))
-        bg_cls_weight = float(loss_cls.pop('bg_cls_weight', class_weight))
-        if not loss_cls.get('use_sigmoid', False):
-            loss_cls['class_weight'] = [class_weight] * num_classes + [
-                bg_cls_weight
-            ]
         super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
-        self.bg_cls_weight = bg_cls_weight
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
 

@@ -59,18 +59,13 @@ class UPDETRHead(MatchedDETRHead):
         self.num_patches = num_patches
         self.patch_feat_dims = patch_feat_dims
         self.with_rec = loss_rec is not None
-        # UP-DETR: DETRHead turns bg_cls_weight into a class-weight vector
-        # only for DETRHead itself (SPEC §4), so build it here, from M / N
-        # unless given.
+        # UP-DETR: the no-match weight is M / N unless given.
         if bg_cls_weight is None:
             bg_cls_weight = num_patches / num_queries
-        loss_cls = dict(loss_cls)
-        loss_cls.pop('bg_cls_weight', None)
-        loss_cls['class_weight'] = [
-            float(loss_cls.get('class_weight', 1.0)), bg_cls_weight
-        ]
-        super().__init__(num_classes=1, loss_cls=loss_cls, **kwargs)
-        self.bg_cls_weight = bg_cls_weight
+        super().__init__(
+            num_classes=1,
+            loss_cls=dict(loss_cls, bg_cls_weight=bg_cls_weight),
+            **kwargs)
         self.loss_rec = MODELS.build(loss_rec) if self.with_rec else None
 
     def _init_layers(self) -> None:
