@@ -131,3 +131,74 @@ def test_batch_without_segments_gives_zero_mask_losses():
     assert losses['loss_mask'].item() == losses['loss_dice'].item() == 0
     (losses['loss_mask'] + losses['loss_dice']).backward()
     assert torch.all(mask_preds.grad == 0)
+
+
+def _random_masks(rng, num, h, w):
+    return BitmapMasks((rng.rand(num, h, w) > 0.5).astype(np.uint8), h, w)
+
+
+def _two_layer_case():
+    """Two images of 16 x 16, 4 queries, 2 decoder layers whose queries sit
+    exactly on the boxes: the last layer's queries 0, 1 (image 0) and 3
+    (image 1), the first layer's queries 2, 3 and 1."""
+    rng = np.random.RandomState(0)
+    metas = [dict(img_shape=(16, 16), batch_input_shape=(16, 16))] * 2
+    gts = [
+        InstanceData(
+            bboxes=torch.tensor([[0., 0., 8., 8.], [8., 8., 16., 16.]]),
+            labels=torch.tensor([0, 3]),
+            masks=_random_masks(rng, 2, 16, 16)),
+        InstanceData(
+            bboxes=torch.tensor([[4., 4., 12., 12.]]),
+            labels=torch.tensor([1]),
+            masks=_random_masks(rng, 1, 16, 16))
+    ]
+    far = [[0.05, 0.95, 0.1, 0.1], [0.95, 0.05, 0.1, 0.1]]
+    on = [[0.25, 0.25, 0.5, 0.5], [0.75, 0.75, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
+    bbox_preds = torch.tensor([
+        [far + on[:2], [far[0], on[2], far[1], far[0]]],
+        [on[:2] + far, far + [far[0], on[2]]],
+    ])
+    return torch.zeros(2, 2, 4, 5), bbox_preds, gts, metas
+
+
+def test_mask_loss_uses_the_box_losses_assignment(monkeypatch):
+    head = _head()
+    cls_scores, bbox_preds, gts, metas = _two_layer_case()
+    results = []
+    assign = head.assigner.assign
+
+    def counted_assign(*args, **kwargs):
+        result = assign(*args, **kwargs)
+        results.append(result.gt_inds - 1)
+        return result
+
+    monkeypatch.setattr(head.assigner, 'assign', counted_assign)
+    mask_preds = torch.randn(2, 4, 4, 4)
+    losses = head.loss_by_feat(cls_scores, bbox_preds, mask_preds, gts, metas)
+    # Once per layer and image, for the box losses; none for the masks.
+    assert [r.tolist() for r in results] == [[-1, -1, 0, 1], [-1, 0, -1, -1],
+                                             [0, 1, -1, -1], [-1, -1, -1, 0]]
+    srcs, tgts = [], []
+    for i, q, g in ((0, 0, 0), (0, 1, 1), (1, 3, 0)):  # the last layer's
+        srcs.append(
+            F.interpolate(
+                mask_preds[i, q][None, None], (16, 16),
+                mode='bilinear',
+                align_corners=False).flatten())
+        tgts.append(torch.from_numpy(gts[i].masks.masks[g]).float().flatten())
+    focal, dice = _reference_losses(
+        torch.stack(srcs), torch.stack(tgts), num_boxes=3)
+    torch.testing.assert_close(losses['loss_mask'], focal)
+    torch.testing.assert_close(losses['loss_dice'], dice)
+
+
+def test_loss_leaves_no_state_on_the_head():
+    head = _head()
+    cls_scores, bbox_preds, gts, metas = _two_layer_case()
+    attributes = dict(vars(head))
+    head.loss_by_feat(cls_scores, bbox_preds, torch.randn(2, 4, 4, 4), gts,
+                      metas)
+    assert vars(head).keys() == attributes.keys()
+    for name, value in attributes.items():
+        assert vars(head)[name] is value, name
