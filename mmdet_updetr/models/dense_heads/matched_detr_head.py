@@ -3,6 +3,7 @@ from typing import Dict, List, Tuple
 
 import torch
 from mmdet.models.dense_heads import DETRHead
+from mmdet.models.losses import QualityFocalLoss
 from mmdet.models.utils import multi_apply
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
@@ -21,7 +22,7 @@ class MatchedDETRHead(DETRHead):
     it, with the box losses' normaliser, to the subclass: the assignment is
     made once per layer and image, and nothing is kept on the head between
     calls. DETR's losses and their values are unchanged (the classification
-    loss is DETR's cross entropy or focal loss, not ``QualityFocalLoss``).
+    loss is cross entropy or focal loss; ``QualityFocalLoss`` is refused).
 
     ``DETRHead`` turns ``loss_cls.bg_cls_weight`` into the no-object class
     weight only when it is exactly ``DETRHead``, not for a subclass; this
@@ -55,6 +56,10 @@ class MatchedDETRHead(DETRHead):
             ]
         super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
         self.bg_cls_weight = bg_cls_weight
+        if isinstance(self.loss_cls, QualityFocalLoss):
+            raise TypeError(
+                f'{self.__class__.__name__} does not take QualityFocalLoss '
+                'as loss_cls: use CrossEntropyLoss or FocalLoss')
 
     def loss_by_feat(
         self,

@@ -101,3 +101,11 @@ def test_assignment_and_avg_factor_per_layer():
             by_hand = _assign(head, cls_scores[layer, i], bbox_preds[layer, i],
                               gt, meta)
             assert torch.equal(layers_assigned[layer][i], by_hand)
+
+
+def test_quality_focal_loss_is_refused():
+    with pytest.raises(TypeError, match='does not take QualityFocalLoss'):
+        MatchedDETRHead(
+            num_classes=3,
+            embed_dims=8,
+            loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True))
