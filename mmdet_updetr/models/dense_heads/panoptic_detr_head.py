@@ -38,13 +38,12 @@ class PanopticDETRHead(MatchedDETRHead):
             False (the reference's joint softmax).
         mask_norm_cfg (dict): Norm of the conv head. Defaults to GroupNorm
             with 8 groups.
-        loss_cls (dict): As ``DETRHead``'s; ``bg_cls_weight`` (the
-            reference's ``eos_coef``, 0.1) is the weight of the no-object
-            class (see :class:`MatchedDETRHead`).
         loss_mask (dict): Sigmoid focal loss on mask pixels.
         loss_dice (dict): Dice loss on masks (the reference's form:
             ``1 - (2 p.t + 1) / (sum p + sum t + 1)``).
-        **kwargs: Other arguments of ``DETRHead``.
+        **kwargs: Other arguments of :class:`MatchedDETRHead`, whose
+            ``loss_cls`` is the reference's by default: cross entropy with
+            ``bg_cls_weight`` (its ``eos_coef``) 0.1 for no-object.
     """
 
     def __init__(self,
@@ -53,12 +52,6 @@ class PanopticDETRHead(MatchedDETRHead):
                  fpn_channels: Sequence[int] = (1024, 512, 256),
                  softmax_per_head: bool = False,
                  mask_norm_cfg: ConfigType = dict(type='GN', num_groups=8),
-                 loss_cls: ConfigType = dict(
-                     type='CrossEntropyLoss',
-                     bg_cls_weight=0.1,
-                     use_sigmoid=False,
-                     loss_weight=1.0,
-                     class_weight=1.0),
                  loss_mask: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -77,7 +70,7 @@ class PanopticDETRHead(MatchedDETRHead):
         self.fpn_channels = tuple(fpn_channels)
         self.softmax_per_head = softmax_per_head
         self.mask_norm_cfg = mask_norm_cfg
-        super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
+        super().__init__(num_classes=num_classes, **kwargs)
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
 

@@ -43,6 +43,29 @@ def _reference_losses(src, tgt, num_boxes):
     return focal, dice.sum() / num_boxes
 
 
+def _assert_reference_mask_losses(losses, mask_preds, matches, gts, metas,
+                                  num_boxes):
+    """``loss_mask`` and ``loss_dice`` as the reference computes them from
+    the (image, query, ground truth) ``matches``: predictions upsampled to
+    the padded size, masks zero-padded to it."""
+    pad_h, pad_w = metas[0]['batch_input_shape']
+    srcs, tgts = [], []
+    for i, q, g in matches:
+        src = F.interpolate(
+            mask_preds[i, q][None, None], (pad_h, pad_w),
+            mode='bilinear',
+            align_corners=False)[0, 0]
+        h, w = metas[i]['img_shape']
+        tgt = torch.zeros(pad_h, pad_w)
+        tgt[:h, :w] = torch.from_numpy(gts[i].masks.masks[g]).float()
+        srcs.append(src.flatten())
+        tgts.append(tgt.flatten())
+    focal, dice = _reference_losses(
+        torch.stack(srcs), torch.stack(tgts), num_boxes=num_boxes)
+    torch.testing.assert_close(losses['loss_mask'], focal)
+    torch.testing.assert_close(losses['loss_dice'], dice)
+
+
 def test_class_weight_has_no_object_weight():
     head = _head()
     assert head.loss_cls.class_weight == [1.0] * 4 + [0.1]
@@ -72,24 +95,12 @@ def test_mask_losses_match_the_reference():
     cls_scores, bbox_preds = torch.randn(3, 5, 5), torch.rand(3, 5, 4)
     losses = head.loss_by_feat(cls_scores[None], bbox_preds[None], mask_preds,
                                gts, metas)
-    srcs, tgts = [], []
+    matches = []
     for i, (gt, meta) in enumerate(zip(gts, metas)):
         pos, gt_inds = _assign(head, cls_scores[i], bbox_preds[i], gt, meta)
         assert len(pos) == len(gt)  # every segment matched
-        h, w = meta['img_shape']
-        for q, g in zip(pos.tolist(), gt_inds.tolist()):
-            src = F.interpolate(
-                mask_preds[i, q][None, None], (12, 16),
-                mode='bilinear',
-                align_corners=False)[0, 0]
-            tgt = torch.zeros(12, 16)
-            tgt[:h, :w] = torch.from_numpy(gt.masks.masks[g]).float()
-            srcs.append(src.flatten())
-            tgts.append(tgt.flatten())
-    focal, dice = _reference_losses(
-        torch.stack(srcs), torch.stack(tgts), num_boxes=3)
-    torch.testing.assert_close(losses['loss_mask'], focal)
-    torch.testing.assert_close(losses['loss_dice'], dice)
+        matches += [(i, q, g) for q, g in zip(pos.tolist(), gt_inds.tolist())]
+    _assert_reference_mask_losses(losses, mask_preds, matches, gts, metas, 3)
 
 
 def test_missing_masks_say_what_to_do():
@@ -179,18 +190,9 @@ def test_mask_loss_uses_the_box_losses_assignment(monkeypatch):
     # Once per layer and image, for the box losses; none for the masks.
     assert [r.tolist() for r in results] == [[-1, -1, 0, 1], [-1, 0, -1, -1],
                                              [0, 1, -1, -1], [-1, -1, -1, 0]]
-    srcs, tgts = [], []
-    for i, q, g in ((0, 0, 0), (0, 1, 1), (1, 3, 0)):  # the last layer's
-        srcs.append(
-            F.interpolate(
-                mask_preds[i, q][None, None], (16, 16),
-                mode='bilinear',
-                align_corners=False).flatten())
-        tgts.append(torch.from_numpy(gts[i].masks.masks[g]).float().flatten())
-    focal, dice = _reference_losses(
-        torch.stack(srcs), torch.stack(tgts), num_boxes=3)
-    torch.testing.assert_close(losses['loss_mask'], focal)
-    torch.testing.assert_close(losses['loss_dice'], dice)
+    # The last layer's (image, query, ground truth), not the first's.
+    matches = [(0, 0, 0), (0, 1, 1), (1, 3, 0)]
+    _assert_reference_mask_losses(losses, mask_preds, matches, gts, metas, 3)
 
 
 def test_loss_leaves_no_state_on_the_head():
