@@ -1,4 +1,5 @@
+from .matched_detr_head import MatchedDETRHead
 from .panoptic_detr_head import PanopticDETRHead
 from .updetr_head import UPDETRHead
 
-__all__ = ['UPDETRHead', 'PanopticDETRHead']
+__all__ = ['MatchedDETRHead', 'UPDETRHead', 'PanopticDETRHead']

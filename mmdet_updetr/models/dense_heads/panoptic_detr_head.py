@@ -3,19 +3,17 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.dense_heads import DETRHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
-from mmdet.utils import ConfigType, InstanceList, reduce_mean
-from mmengine.structures import InstanceData
+from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from torch import Tensor, nn
 
 from ..layers import MaskHeadSmallConv, MHAttentionMap
+from .matched_detr_head import MatchedDETRHead
 
 
 @MODELS.register_module()
-class PanopticDETRHead(DETRHead):
+class PanopticDETRHead(MatchedDETRHead):
     """DETR's head with the panoptic mask branch (DETR's ``DETRsegm``).
 
     Besides DETR's classes and boxes, the last decoder layer's outputs
@@ -40,14 +38,12 @@ class PanopticDETRHead(DETRHead):
             False (the reference's joint softmax).
         mask_norm_cfg (dict): Norm of the conv head. Defaults to GroupNorm
             with 8 groups.
-        loss_cls (dict): As ``DETRHead``'s; ``bg_cls_weight`` (the
-            reference's ``eos_coef``, 0.1) becomes the weight of the
-            no-object class here, since ``DETRHead`` does that only for
-            itself.
         loss_mask (dict): Sigmoid focal loss on mask pixels.
         loss_dice (dict): Dice loss on masks (the reference's form:
             ``1 - (2 p.t + 1) / (sum p + sum t + 1)``).
-        **kwargs: Other arguments of ``DETRHead``.
+        **kwargs: Other arguments of :class:`MatchedDETRHead`, whose
+            ``loss_cls`` is the reference's by default: cross entropy with
+            ``bg_cls_weight`` (its ``eos_coef``) 0.1 for no-object.
     """
 
     def __init__(self,
@@ -56,12 +52,6 @@ class PanopticDETRHead(DETRHead):
                  fpn_channels: Sequence[int] = (1024, 512, 256),
                  softmax_per_head: bool = False,
                  mask_norm_cfg: ConfigType = dict(type='GN', num_groups=8),
-                 loss_cls: ConfigType = dict(
-                     type='CrossEntropyLoss',
-                     bg_cls_weight=0.1,
-                     use_sigmoid=False,
-                     loss_weight=1.0,
-                     class_weight=1.0),
                  loss_mask: ConfigType = dict(
                      type='FocalLoss',
                      use_sigmoid=True,
@@ -80,16 +70,7 @@ class PanopticDETRHead(DETRHead):
         self.fpn_channels = tuple(fpn_channels)
         self.softmax_per_head = softmax_per_head
         self.mask_norm_cfg = mask_norm_cfg
-        # UP-DETR: DETRHead builds the no-object weight only for itself.
-        loss_cls = dict(loss_cls)
-        class_weight = float(loss_cls.get('class_weight', 1.0))
-        bg_cls_weight = float(loss_cls.pop('bg_cls_weight', class_weight))
-        if not loss_cls.get('use_sigmoid', False):
-            loss_cls['class_weight'] = [class_weight] * num_classes + [
-                bg_cls_weight
-            ]
-        super().__init__(num_classes=num_classes, loss_cls=loss_cls, **kwargs)
-        self.bg_cls_weight = bg_cls_weight
+        super().__init__(num_classes=num_classes, **kwargs)
         self.loss_mask = MODELS.build(loss_mask)
         self.loss_dice = MODELS.build(loss_dice)
 
@@ -162,30 +143,62 @@ class PanopticDETRHead(DETRHead):
         """
         batch_gt_instances = [s.gt_instances for s in batch_data_samples]
         batch_img_metas = [s.metainfo for s in batch_data_samples]
-        cls_scores, bbox_preds, mask_preds = self(hidden_states, memory,
-                                                  memory_mask, mask_feats)
-        # The mask losses first: they check the targets (masks present,
-        # labels within num_classes) before the box losses use them.
-        mask_losses = self.loss_mask_by_feat(mask_preds, cls_scores[-1],
-                                             bbox_preds[-1],
-                                             batch_gt_instances,
-                                             batch_img_metas)
-        losses = self.loss_by_feat(cls_scores, bbox_preds, batch_gt_instances,
-                                   batch_img_metas)
-        losses.update(mask_losses)
-        return losses
+        outs = self(hidden_states, memory, memory_mask, mask_feats)
+        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas)
 
-    def loss_mask_by_feat(self, mask_preds: Tensor, cls_scores: Tensor,
-                          bbox_preds: Tensor, batch_gt_instances: InstanceList,
+    def loss_by_feat(
+        self,
+        all_layers_cls_scores: Tensor,
+        all_layers_bbox_preds: Tensor,
+        mask_preds: Tensor,
+        batch_gt_instances: InstanceList,
+        batch_img_metas: List[dict],
+        batch_gt_instances_ignore: OptInstanceList = None
+    ) -> Dict[str, Tensor]:
+        """DETR's losses plus the mask losses of the last decoder layer.
+
+        Args:
+            all_layers_cls_scores (Tensor): Has shape (num_decoder_layers, bs,
+                num_queries, num_classes + 1).
+            all_layers_bbox_preds (Tensor): Has shape (num_decoder_layers, bs,
+                num_queries, 4).
+            mask_preds (Tensor): The last layer's mask logits, has shape (bs,
+                num_queries, H_4, W_4).
+            batch_gt_instances (list[:obj:`InstanceData`]): With ``bboxes``,
+                ``labels`` and ``masks`` (``BitmapMasks`` of the image size).
+            batch_img_metas (list[dict]): Meta information of each image.
+            batch_gt_instances_ignore (list, optional): Must be None.
+
+        Returns:
+            dict[str, Tensor]: DETR's losses, ``loss_mask`` and
+            ``loss_dice``.
+        """
+        # UP-DETR: check the targets before the box losses use them.
+        self._check_gt(batch_gt_instances)
+        loss_dict, layers_assigned_gt_inds, _ = \
+            self.loss_and_assignment_by_feat(
+                all_layers_cls_scores, all_layers_bbox_preds,
+                batch_gt_instances, batch_img_metas,
+                batch_gt_instances_ignore)
+        # UP-DETR: the masks of the queries that the last layer matched.
+        loss_dict.update(
+            self.loss_mask_by_feat(mask_preds, layers_assigned_gt_inds[-1],
+                                   batch_gt_instances, batch_img_metas))
+        return loss_dict
+
+    def loss_mask_by_feat(self, mask_preds: Tensor,
+                          assigned_gt_inds_list: List[Tensor],
+                          batch_gt_instances: InstanceList,
                           batch_img_metas: List[dict]) -> Dict[str, Tensor]:
         """Focal and dice losses on the masks of the matched queries.
 
         Args:
             mask_preds (Tensor): Has shape (bs, num_queries, H_4, W_4).
-            cls_scores (Tensor): Last layer, (bs, num_queries, C + 1).
-            bbox_preds (Tensor): Last layer, (bs, num_queries, 4).
-            batch_gt_instances (list[:obj:`InstanceData`]): With ``bboxes``,
-                ``labels`` and ``masks`` (``BitmapMasks`` of the image size).
+            assigned_gt_inds_list (list[Tensor]): Per image, the ground truth
+                each query is matched to (the box losses' matching of the
+                last decoder layer), -1 if none, (num_queries, ).
+            batch_gt_instances (list[:obj:`InstanceData`]): With ``masks``
+                (``BitmapMasks`` of the image size).
             batch_img_metas (list[dict]): Meta information of each image.
 
         Returns:
@@ -193,18 +206,16 @@ class PanopticDETRHead(DETRHead):
         """
         pad_h, pad_w = batch_img_metas[0]['batch_input_shape']
         preds, targets = [], []
-        self._check_gt(batch_gt_instances)
-        for i, gt_instances in enumerate(batch_gt_instances):
-            pos_inds, gt_inds = self._match_single(cls_scores[i],
-                                                   bbox_preds[i], gt_instances,
-                                                   batch_img_metas[i])
+        for i, (assigned_gt_inds, gt_instances) in enumerate(
+                zip(assigned_gt_inds_list, batch_gt_instances)):
+            pos_inds = torch.nonzero(assigned_gt_inds >= 0).squeeze(-1)
             preds.append(mask_preds[i, pos_inds])
             masks = gt_instances.masks.to_tensor(mask_preds.dtype,
                                                  mask_preds.device)
             masks = F.pad(
                 masks,
                 (0, pad_w - masks.shape[-1], 0, pad_h - masks.shape[-2]))
-            targets.append(masks[gt_inds])
+            targets.append(masks[assigned_gt_inds[pos_inds]])
         # The reference's choice: upsample the predictions to the padded
         # input size rather than shrink the targets.
         preds = F.interpolate(
@@ -243,33 +254,6 @@ class PanopticDETRHead(DETRHead):
                     'to the number of things + stuff classes of the dataset '
                     '(133 for COCO panoptic) and panoptic_fusion_head\'s '
                     'num_things_classes / num_stuff_classes to match')
-
-    def _match_single(self, cls_score: Tensor, bbox_pred: Tensor,
-                      gt_instances: InstanceData,
-                      img_meta: dict) -> Tuple[Tensor, Tensor]:
-        """Hungarian matching of one image, as for the box losses.
-
-        Args:
-            cls_score (Tensor): Has shape (num_queries, C + 1).
-            bbox_pred (Tensor): Normalised (cx, cy, w, h), has shape
-                (num_queries, 4).
-            gt_instances (:obj:`InstanceData`): ``bboxes`` and ``labels``.
-            img_meta (dict): Meta information of the image.
-
-        Returns:
-            tuple[Tensor]: The matched query indices and, for each, the index
-            of its ground-truth instance.
-        """
-        img_h, img_w = img_meta['img_shape']
-        factor = bbox_pred.new_tensor([img_w, img_h, img_w, img_h])
-        pred_instances = InstanceData(
-            scores=cls_score, bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * factor)
-        assign_result = self.assigner.assign(
-            pred_instances=pred_instances,
-            gt_instances=gt_instances,
-            img_meta=img_meta)
-        pos_inds = torch.nonzero(assign_result.gt_inds > 0).squeeze(-1)
-        return pos_inds, assign_result.gt_inds[pos_inds] - 1
 
     def predict(self,
                 hidden_states: Tensor,

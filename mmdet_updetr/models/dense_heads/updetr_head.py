@@ -3,19 +3,20 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.dense_heads import DETRHead
 from mmdet.models.layers.transformer import MLP
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
-                         OptInstanceList, reduce_mean)
+                         OptInstanceList)
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from .matched_detr_head import MatchedDETRHead
+
 
 @MODELS.register_module()
-class UPDETRHead(DETRHead):
+class UPDETRHead(MatchedDETRHead):
     """Head of UP-DETR's random query patch detection.
 
     Each query says whether it found its query patch (2-way: patch / no
@@ -58,18 +59,13 @@ class UPDETRHead(DETRHead):
         self.num_patches = num_patches
         self.patch_feat_dims = patch_feat_dims
         self.with_rec = loss_rec is not None
-        # UP-DETR: DETRHead turns bg_cls_weight into a class-weight vector
-        # only for DETRHead itself (SPEC §4), so build it here, from M / N
-        # unless given.
+        # UP-DETR: the no-match weight is M / N unless given.
         if bg_cls_weight is None:
             bg_cls_weight = num_patches / num_queries
-        loss_cls = dict(loss_cls)
-        loss_cls.pop('bg_cls_weight', None)
-        loss_cls['class_weight'] = [
-            float(loss_cls.get('class_weight', 1.0)), bg_cls_weight
-        ]
-        super().__init__(num_classes=1, loss_cls=loss_cls, **kwargs)
-        self.bg_cls_weight = bg_cls_weight
+        super().__init__(
+            num_classes=1,
+            loss_cls=dict(loss_cls, bg_cls_weight=bg_cls_weight),
+            **kwargs)
         self.loss_rec = MODELS.build(loss_rec) if self.with_rec else None
 
     def _init_layers(self) -> None:
@@ -158,90 +154,49 @@ class UPDETRHead(DETRHead):
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_iou``,
             ``loss_rec`` and their ``d{i}.`` auxiliary copies.
         """
-        # UP-DETR: ``get_targets`` records the matched patches of each layer.
-        self._matched_patches = []
-        loss_dict = super().loss_by_feat(all_layers_cls_scores,
-                                         all_layers_bbox_preds,
-                                         batch_gt_instances, batch_img_metas,
-                                         batch_gt_instances_ignore)
+        # UP-DETR: the box losses' matching and normaliser serve the
+        # reconstruction loss too.
+        loss_dict, layers_assigned_gt_inds, layers_avg_factor = \
+            self.loss_and_assignment_by_feat(
+                all_layers_cls_scores, all_layers_bbox_preds,
+                batch_gt_instances, batch_img_metas,
+                batch_gt_instances_ignore)
         if not self.with_rec:
             return loss_dict
         num_layers = len(all_layers_feat_preds)
-        for i, (feat_preds, matched) in enumerate(
-                zip(all_layers_feat_preds, self._matched_patches)):
+        for i, (feat_preds, assigned_gt_inds, avg_factor) in enumerate(
+                zip(all_layers_feat_preds, layers_assigned_gt_inds,
+                    layers_avg_factor)):
             prefix = '' if i == num_layers - 1 else f'd{i}.'
             loss_dict[f'{prefix}loss_rec'] = self.loss_rec_single(
-                feat_preds, patch_feats, matched)
+                feat_preds, patch_feats, torch.stack(assigned_gt_inds),
+                avg_factor)
         return loss_dict
 
-    def get_targets(self, cls_scores_list: List[Tensor],
-                    bbox_preds_list: List[Tensor],
-                    batch_gt_instances: InstanceList,
-                    batch_img_metas: List[dict]) -> tuple:
-        """DETR's targets; also records the patch each query was matched to.
-
-        Takes and returns what ``DETRHead.get_targets`` does.
-        """
-        targets = super().get_targets(cls_scores_list, bbox_preds_list,
-                                      batch_gt_instances, batch_img_metas)
-        # UP-DETR: keep the matching for the reconstruction loss.
-        self._matched_patches.append(
-            torch.stack([
-                self._matched_patch(*args)
-                for args in zip(targets[2], targets[3], batch_gt_instances,
-                                batch_img_metas)
-            ]))
-        return targets
-
-    @staticmethod
-    def _matched_patch(bbox_targets: Tensor, bbox_weights: Tensor,
-                       gt_instances: InstanceData, img_meta: dict) -> Tensor:
-        """Index of the patch each query was matched to, -1 if none.
-
-        ``DETRHead`` keeps the assignment to itself, but a matched query's
-        box target is its patch's box, normalised exactly as here, so the
-        patch is found by equality (identical boxes are interchangeable).
-
-        Args:
-            bbox_targets (Tensor): Has shape (num_queries, 4).
-            bbox_weights (Tensor): Has shape (num_queries, 4), non-zero rows
-                for matched queries.
-            gt_instances (:obj:`InstanceData`): The patch boxes.
-            img_meta (dict): With ``img_shape``.
-
-        Returns:
-            Tensor: Long, has shape (num_queries, ).
-        """
-        img_h, img_w = img_meta['img_shape']
-        factor = bbox_targets.new_tensor([img_w, img_h, img_w, img_h])
-        gt_targets = bbox_xyxy_to_cxcywh(gt_instances.bboxes / factor)
-        same = (bbox_targets[:, None] == gt_targets[None]).all(dim=-1)
-        matched = same.to(torch.uint8).argmax(dim=-1) if same.numel() else \
-            bbox_targets.new_zeros(len(bbox_targets), dtype=torch.long)
-        matched[bbox_weights[:, 0] == 0] = -1
-        return matched
-
     def loss_rec_single(self, feat_preds: Tensor, patch_feats: Tensor,
-                        matched: Tensor) -> Tensor:
+                        assigned_gt_inds: Tensor, avg_factor: float) -> Tensor:
         """Reconstruction loss of one decoder layer on its matched queries.
 
         As in the reference, a matched query reconstructs the feature of the
-        patch it was matched to, and the sum is divided by the number of
-        query patches (averaged over GPUs, at least 1), like the box losses.
+        patch whose box it was matched to, and the sum is divided by the
+        box losses' normaliser (the number of matched queries, i.e. of
+        query patches, averaged over GPUs, at least 1).
 
         Args:
             feat_preds (Tensor): Has shape (bs, num_queries, dim).
-            patch_feats (Tensor): Has shape (bs, num_patches, dim).
-            matched (Tensor): Matched patch of each query, -1 if none, has
-                shape (bs, num_queries).
+            patch_feats (Tensor): Has shape (bs, num_patches, dim); patch
+                ``j`` was cropped at ground-truth box ``j``.
+            assigned_gt_inds (Tensor): The patch (ground-truth box) each
+                query is matched to, -1 if none, has shape (bs,
+                num_queries).
+            avg_factor (float): The box losses' ``avg_factor``.
 
         Returns:
             Tensor: The weighted loss, a scalar.
         """
-        img_inds, query_inds = torch.nonzero(matched >= 0, as_tuple=True)
-        targets = patch_feats[img_inds, matched[img_inds, query_inds]]
-        num_pos = feat_preds.new_tensor(float(len(img_inds)))
-        avg_factor = torch.clamp(reduce_mean(num_pos), min=1).item()
+        img_inds, query_inds = torch.nonzero(
+            assigned_gt_inds >= 0, as_tuple=True)
+        targets = patch_feats[img_inds, assigned_gt_inds[img_inds, query_inds]]
         return self.loss_rec(
             feat_preds[img_inds, query_inds], targets, avg_factor=avg_factor)
 

@@ -1,6 +1,7 @@
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmengine.structures import InstanceData
 
 IMG = dict(img_shape=(100, 100), scale_factor=(1., 1.))
@@ -146,3 +147,52 @@ def _sample(gt):
     sample = DetDataSample(metainfo=IMG)
     sample.gt_instances = gt
     return sample
+
+
+def _assign(head, cls_score, bbox_pred, gt):
+    """The assigner run by hand: each query's patch, -1 if none."""
+    pred = InstanceData(
+        scores=cls_score, bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * 100)
+    return head.assigner.assign(pred, gt, img_meta=IMG).gt_inds - 1
+
+
+def test_identical_patch_boxes_reconstruct_their_own_patch():
+    # Two patches cropped at the same box but with different features: each
+    # matched query must reconstruct the patch it was assigned, which no
+    # comparison of box targets can tell apart.
+    head = _head()
+    gt = InstanceData(
+        bboxes=torch.tensor([[20., 20., 60., 60.]] * 2),
+        labels=torch.zeros(2, dtype=torch.long))
+    patch_feats = torch.tensor([[1., 0., 0.], [0., 2., 0.]])
+    logits = torch.randn(4, 2)
+    boxes = torch.tensor([[0.4, 0.4, 0.4, 0.4], [0.1, 0.9, 0.1, 0.1],
+                          [0.41, 0.4, 0.4, 0.38], [0.9, 0.1, 0.1, 0.1]])
+    assigned = _assign(head, logits, boxes, gt)
+    assert sorted(assigned[assigned >= 0].tolist()) == [0, 1]
+    matched = torch.nonzero(assigned >= 0).squeeze(-1)
+    # A query predicting exactly its own patch's feature costs nothing; one
+    # predicting the other patch's costs |(1, 0, 0) - (0, 1, 0)|^2 = 2; the
+    # sum over the two matched queries is divided by the 2 patches.
+    for feat_of, expected in ((assigned, 0.), (1 - assigned, 2.)):
+        feat_preds = torch.randn(4, 3)
+        feat_preds[matched] = patch_feats[feat_of[matched]]
+        losses = head.loss_by_feat(
+            logits[None, None],
+            boxes[None, None], [gt], [IMG],
+            all_layers_feat_preds=feat_preds[None, None],
+            patch_feats=patch_feats[None])
+        torch.testing.assert_close(losses['loss_rec'], torch.tensor(expected))
+
+
+def test_loss_leaves_no_state_on_the_head():
+    head = _head()
+    gt = InstanceData(
+        bboxes=torch.tensor([[10., 10., 50., 50.], [60., 20., 90., 80.]]),
+        labels=torch.zeros(2, dtype=torch.long))
+    attributes = dict(vars(head))
+    head.loss(torch.randn(2, 1, 4, 8), torch.randn(1, 2, 3), [_sample(gt)])
+    assert not hasattr(head, '_matched_patches')
+    assert vars(head).keys() == attributes.keys()
+    for name, value in attributes.items():
+        assert vars(head)[name] is value, name
