@@ -25,7 +25,9 @@ setup(
     long_description=(ROOT / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'demo')),
+    # Only the package: tools/ (a package for its own imports), tests/,
+    # configs/ and demo/ stay in the repository.
+    packages=find_packages(include=('mmdet_updetr', 'mmdet_updetr.*')),
     python_requires='>=3.8',
     install_requires=parse_requirements('runtime.txt'),
     extras_require=dict(

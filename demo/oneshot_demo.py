@@ -23,6 +23,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.structures import InstanceData
 
 from mmdet_updetr.datasets.transforms import LoadOneShotQuery
+from mmdet_updetr.engine import enable_safe_checkpoints
 
 MATCH_COLOR = (0, 0, 255)  # BGR red
 QUERY_COLOR = (0, 200, 0)  # BGR green
@@ -181,6 +182,7 @@ def run(config: str,
     x1, y1, x2, y2 = LoadOneShotQuery.crop_box(query_bbox, query_img.shape[1],
                                                query_img.shape[0])[0]
     register_all_modules()
+    enable_safe_checkpoints()  # our checkpoints load with weights_only
     model = init_detector(config, checkpoint, device=device)
     data = build_pipeline(model.cfg)(
         dict(

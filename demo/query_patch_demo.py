@@ -23,6 +23,7 @@ from mmengine.runner import load_checkpoint
 
 import mmdet_updetr  # noqa: F401
 from mmdet_updetr.datasets.demo_photos import write_demo_photos
+from mmdet_updetr.engine import enable_safe_checkpoints
 
 COLORS = [(0, 0, 255), (0, 200, 0), (255, 0, 0), (0, 200, 255), (255, 0, 255),
           (255, 255, 0), (0, 128, 255), (128, 0, 255), (128, 255, 0),
@@ -51,6 +52,7 @@ def load_model(config: str, checkpoint: str, device: str):
     cfg = Config.fromfile(config)
     cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
     model = MODELS.build(cfg.model)
+    enable_safe_checkpoints()  # our checkpoints load with weights_only
     load_checkpoint(model, checkpoint, map_location='cpu')
     model.cfg = cfg
     return model.to(device).eval()

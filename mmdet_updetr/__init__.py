@@ -1,13 +1,13 @@
 """UP-DETR for MMDetection 3.x.
 
 Importing this package registers its modules into mmdet's registries and
-makes the runs' checkpoints loadable by ``torch.load(weights_only=True)``.
-Configs load it with ``custom_imports = dict(imports=['mmdet_updetr'])``.
+changes nothing else. Configs load it with ``custom_imports =
+dict(imports=['mmdet_updetr'])``. Checkpoints that load with
+``torch.load(weights_only=True)`` are an explicit step, which our tools
+take: :func:`mmdet_updetr.engine.enable_safe_checkpoints`, or the
+``SafeCheckpointHook`` that our configs list.
 """
-from . import datasets, evaluation, models  # noqa: F401,E402,I001
-from .engine import enable_safe_checkpoints
+from . import datasets, engine, evaluation, models  # noqa: F401,E402,I001
 from .version import __version__
 
-enable_safe_checkpoints()
-
-__all__ = ['__version__', 'datasets', 'evaluation', 'models']
+__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']

@@ -1,10 +1,13 @@
-"""Shared test set-up: mmdet's default scope and our registrations."""
+"""Shared test set-up: mmdet's default scope, our registrations and
+checkpoints that load with ``weights_only`` (as the tools take them)."""
 import pytest
 from mmdet.utils import register_all_modules
 
-import mmdet_updetr  # noqa: F401  (registers modules, safe checkpoints)
+import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
+from mmdet_updetr.engine import enable_safe_checkpoints
 
 register_all_modules(init_default_scope=True)
+enable_safe_checkpoints()
 
 
 @pytest.fixture(autouse=True)

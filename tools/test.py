@@ -2,8 +2,10 @@
 """Test (and evaluate) a detector.
 
 mmdet 3.3's ``tools/test.py``, plus ``import mmdet_updetr`` (configs work
-without ``custom_imports``) and distributed runs on a CPU-only torch (gloo;
-see :func:`mmdet_updetr.engine.setup_cpu_dist`).
+without ``custom_imports``), checkpoints that load with
+``torch.load(weights_only=True)`` (see
+:func:`mmdet_updetr.engine.enable_safe_checkpoints`) and distributed runs on
+a CPU-only torch (gloo; see :func:`mmdet_updetr.engine.setup_cpu_dist`).
 """
 import argparse
 import os
@@ -19,7 +21,8 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
 
 import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
-from mmdet_updetr.engine import setup_cpu_dist, teardown_cpu_dist
+from mmdet_updetr.engine import (enable_safe_checkpoints, setup_cpu_dist,
+                                 teardown_cpu_dist)
 
 
 # TODO: support fuse_conv_bn and format_only
@@ -110,6 +113,8 @@ def enable_tta(cfg: Config) -> None:
 def main() -> None:
     """Build the runner from the config, load the checkpoint and test."""
     args = parse_args()
+    # UP-DETR: checkpoints loadable with weights_only, for resume and test.
+    enable_safe_checkpoints()
 
     # Reduce the number of repeated compilations and improve
     # testing speed.

@@ -2,8 +2,10 @@
 """Train a detector: UP-DETR pre-training or fine-tuning.
 
 mmdet 3.3's ``tools/train.py``, plus ``import mmdet_updetr`` (configs work
-without ``custom_imports``) and distributed runs on a CPU-only torch (gloo;
-see :func:`mmdet_updetr.engine.setup_cpu_dist`).
+without ``custom_imports``), checkpoints that load with
+``torch.load(weights_only=True)`` (see
+:func:`mmdet_updetr.engine.enable_safe_checkpoints`) and distributed runs on
+a CPU-only torch (gloo; see :func:`mmdet_updetr.engine.setup_cpu_dist`).
 """
 import argparse
 import logging
@@ -17,7 +19,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
-from mmdet_updetr.engine import setup_cpu_dist, teardown_cpu_dist
+from mmdet_updetr.engine import (enable_safe_checkpoints, setup_cpu_dist,
+                                 teardown_cpu_dist)
 
 
 def parse_args() -> argparse.Namespace:
@@ -99,6 +102,8 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 def main() -> None:
     """Build the runner from the config and train."""
     args = parse_args()
+    # UP-DETR: checkpoints loadable with weights_only, for resume and test.
+    enable_safe_checkpoints()
 
     # Reduce the number of repeated compilations and improve
     # training speed.

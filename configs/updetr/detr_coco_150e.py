@@ -10,5 +10,6 @@ _base_ = [
     '../_base_/schedules/finetune_150e.py', 'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
+custom_hooks = [dict(type='SafeCheckpointHook')]
 
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))

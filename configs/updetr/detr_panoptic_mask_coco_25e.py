@@ -11,6 +11,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
+custom_hooks = [dict(type='SafeCheckpointHook')]
 
 model = dict(
     type='UPDETRPanoptic',

@@ -9,6 +9,7 @@ _base_ = [
     '../_base_/schedules/finetune_300e.py', 'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
+custom_hooks = [dict(type='SafeCheckpointHook')]
 
 model = dict(bbox_head=dict(num_classes=20))
 

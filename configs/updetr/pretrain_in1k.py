@@ -8,6 +8,7 @@ _base_ = [
     '../_base_/schedules/pretrain_60e.py', 'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
+custom_hooks = [dict(type='SafeCheckpointHook')]
 
 # The frozen CNN is SwAV's ResNet-50, set in
 # ../_base_/models/prenorm_detr_r50.py (model.backbone.init_cfg); put the

@@ -8,12 +8,18 @@ their bound statistics methods (pickled through the ``getattr`` builtin),
 numpy arrays, and numpy scalars such as the ETA. Allowing ``getattr`` would
 let any checkpoint run code.
 
-Instead, when ``mmdet_updetr`` is imported, the runs write checkpoints that
-need only safe globals: ``HistoryBuffer`` pickles as plain lists of numbers,
-the message hub's runtime information as Python scalars, and exactly the
-classes those checkpoints hold (``HistoryBuffer``, ``collections.Counter``
-from the lr schedulers) are allow-listed. ``weights_only`` stays on: a
-checkpoint with any other global is refused.
+Instead, after :func:`enable_safe_checkpoints`, the runs write checkpoints
+that need only safe globals: ``HistoryBuffer`` pickles as plain lists of
+numbers, the message hub's runtime information as Python scalars, and
+exactly the classes those checkpoints hold (``HistoryBuffer``,
+``collections.Counter`` from the lr schedulers) are allow-listed.
+``weights_only`` stays on: a checkpoint with any other global is refused.
+
+It is an explicit step, not a side effect of ``import mmdet_updetr``:
+``tools/train.py``, ``tools/test.py``, the demos and the analysis tools
+that load checkpoints call it; a run started by another script takes it
+through ``SafeCheckpointHook`` (``custom_hooks``, as our configs do), and
+a script of your own by calling it once before it saves or loads.
 """
 import collections
 from typing import Any
@@ -67,7 +73,14 @@ _MMENGINE_STATE_DICT = MessageHub.state_dict
 def enable_safe_checkpoints() -> None:
     """Make the runs' checkpoints loadable with ``weights_only=True``.
 
-    Idempotent; called when ``mmdet_updetr`` is imported.
+    Patches ``HistoryBuffer.__getstate__`` / ``__setstate__`` and
+    ``MessageHub.state_dict`` (see the module's docstring) and adds
+    :data:`SAFE_GLOBALS` to torch's allow-list, for the rest of the
+    process. Idempotent.
+
+    Examples:
+        >>> from mmdet_updetr.engine import enable_safe_checkpoints
+        >>> enable_safe_checkpoints()  # before building the runner
     """
     HistoryBuffer.__getstate__ = _history_getstate
     HistoryBuffer.__setstate__ = _history_setstate

@@ -1,8 +1,13 @@
-"""Resume on torch >= 2.6 (weights_only loading) and refusal of strangers'
-checkpoints."""
+"""Resume on torch >= 2.6 (weights_only loading), refusal of strangers'
+checkpoints, and safe checkpoints as an explicit step (``conftest.py``
+takes it for the tests, as the tools do)."""
 import copy
+import json
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -124,3 +129,64 @@ def test_checkpoint_with_arbitrary_object_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)  # the default stays weights_only
     assert not marker.exists()
+
+
+#: Prints, as JSON, what ``enable_safe_checkpoints`` changes: before and
+#: after ``import mmdet_updetr`` (and its registration into mmdet), and
+#: after the call. The baseline imports what the package builds on first
+#: (torch allow-lists its own classes as its modules load).
+_PROBE = """
+import json
+import torch
+import mmdet.datasets, mmdet.engine, mmdet.evaluation, mmdet.models
+import mmengine.runner
+from mmengine.logging import HistoryBuffer, MessageHub
+
+def name(obj):
+    if isinstance(obj, tuple):  # (global, the name it is allowed under)
+        obj = obj[0]
+    return '%s.%s' % (getattr(obj, '__module__', None), obj.__qualname__)
+
+def state():
+    return dict(
+        getstate=name(HistoryBuffer.__getstate__),
+        setstate=name(HistoryBuffer.__setstate__),
+        state_dict=name(MessageHub.state_dict),
+        safe_globals=sorted(
+            map(name, torch.serialization.get_safe_globals())))
+
+states = dict(fresh=state())
+import mmdet_updetr
+from mmdet.utils import register_all_modules
+register_all_modules()
+states['imported'] = state()
+from mmdet_updetr.engine import enable_safe_checkpoints
+enable_safe_checkpoints()
+states['enabled'] = state()
+print(json.dumps(states))
+"""
+
+
+def test_import_patches_nothing_until_the_one_call():
+    """In a fresh process: importing the package leaves mmengine's pickling
+    and torch's allow-list alone; ``enable_safe_checkpoints()`` sets them."""
+    repo = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env['PYTHONPATH'] = repo + os.pathsep + env.get('PYTHONPATH', '')
+    proc = subprocess.run([sys.executable, '-c', _PROBE],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert states['imported'] == states['fresh']
+    ours = 'mmdet_updetr.engine.checkpoint.'
+    assert states['enabled']['getstate'] == ours + '_history_getstate'
+    assert states['enabled']['setstate'] == ours + '_history_setstate'
+    assert states['enabled']['state_dict'] == ours + '_message_hub_state_dict'
+    added = set(states['enabled']['safe_globals']) - set(
+        states['fresh']['safe_globals'])
+    assert added == {
+        'mmengine.logging.history_buffer.HistoryBuffer', 'collections.Counter'
+    }

@@ -23,7 +23,8 @@ BATCH_SIZE, NUM_PATCHES = 2, 2
 
 @pytest.fixture(scope='module')
 def tool():
-    """The tool's module, loaded from its file (``tools`` is no package)."""
+    """The tool's module, loaded from its file (``tools/analysis_tools``
+    is no package)."""
     path = REPO / 'tools' / 'analysis_tools' / 'benchmark_pretrain.py'
     spec = importlib.util.spec_from_file_location('benchmark_pretrain', path)
     module = importlib.util.module_from_spec(spec)

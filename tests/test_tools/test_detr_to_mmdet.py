@@ -21,31 +21,18 @@ from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from mmdet_updetr.testing import get_config_path, tiny_model_cfg
-from mmdet_updetr.utils import (COCO_CATEGORY_IDS, coco_class_rows,
-                                convert_reference_state_dict)
 from tests.reference import randomize_1d_
 from tests.reference import updetr_reference as ref
 from tests.reference.detr_reference import build_reference_detr, post_process
+from tools.model_converters import (COCO_CATEGORY_IDS, coco_class_rows,
+                                    convert_reference_state_dict,
+                                    detr_to_mmdet, updetr_to_mmdet)
 
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / 'tools' / 'model_converters'
 NUM_QUERIES, EMBED_DIMS, NUM_LAYERS = 6, 32, 2
 IMG_SHAPES = ((160, 224), (192, 160))  # (h, w), padded to (192, 224)
 ATOL = 1e-5
 #: COCO category ids that name no class: their reference rows are dropped.
 UNUSED_IDS = sorted(set(range(1, 91)) - set(COCO_CATEGORY_IDS))
-
-
-def _load_tool(monkeypatch):
-    """Import the tool by path; its folder goes on ``sys.path`` as when it
-    runs as a script."""
-    import importlib.util
-    monkeypatch.syspath_prepend(str(TOOLS))
-    spec = importlib.util.spec_from_file_location('detr_to_mmdet',
-                                                  TOOLS / 'detr_to_mmdet.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _reference(pre_norm: bool) -> torch.nn.Module:
@@ -217,11 +204,10 @@ def test_mmdet_detr_gives_post_norm_reference_detections(inputs):
 def test_tool_converts_and_detects_the_kind(reference, tmp_path, capsys,
                                             monkeypatch):
     pre_norm, model = reference
-    tool = _load_tool(monkeypatch)
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     torch.save(dict(model=model.state_dict(), epoch=299), src)
     monkeypatch.setattr(sys, 'argv', ['detr_to_mmdet.py', str(src), str(dst)])
-    tool.main()
+    detr_to_mmdet.main()
     out = capsys.readouterr().out
     assert ('pre-norm' if pre_norm else 'post-norm') in out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
@@ -233,9 +219,7 @@ def test_tool_converts_and_detects_the_kind(reference, tmp_path, capsys,
         expected['bbox_head.fc_cls.bias'])
 
 
-def test_tool_refuses_pretraining_and_non_coco_checkpoints(
-        tmp_path, monkeypatch):
-    tool = _load_tool(monkeypatch)
+def test_tool_refuses_pretraining_and_non_coco_checkpoints(tmp_path):
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     pretrain, _ = ref.build_reference(
         num_queries=4,
@@ -247,7 +231,7 @@ def test_tool_refuses_pretraining_and_non_coco_checkpoints(
         dim_feedforward=16)
     torch.save(dict(model=pretrain.state_dict()), src)
     with pytest.raises(SystemExit, match='updetr_to_mmdet.py'):
-        tool.convert(str(src), str(dst))
+        detr_to_mmdet.convert(str(src), str(dst))
     voc = build_reference_detr(
         num_classes=20,
         num_queries=4,
@@ -258,16 +242,14 @@ def test_tool_refuses_pretraining_and_non_coco_checkpoints(
         dim_feedforward=16)
     torch.save(dict(model=voc.state_dict()), src)
     with pytest.raises(SystemExit, match=r'\(21, 16\).*92 outputs'):
-        tool.convert(str(src), str(dst))
+        detr_to_mmdet.convert(str(src), str(dst))
     assert not dst.exists()
 
 
-def test_pretraining_tool_refuses_a_detector(tmp_path, monkeypatch):
+def test_pretraining_tool_refuses_a_detector(tmp_path):
     """``updetr_to_mmdet.py`` given a COCO detector points to this tool
     (else it would keep classifier rows 1 and 2, person and bicycle, as a
     2-way patch classifier)."""
-    _load_tool(monkeypatch)  # puts the tools' folder on sys.path
-    import updetr_to_mmdet
     src, dst = tmp_path / 'detr.pth', tmp_path / 'ours.pth'
     torch.save(dict(model=_reference(pre_norm=True).state_dict()), src)
     with pytest.raises(

@@ -24,7 +24,6 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import mmdet_updetr  # noqa: F401  our checkpoints load with weights_only
 from mmdet_updetr.testing import get_config_path
 
 REPO = Path(__file__).resolve().parents[2]

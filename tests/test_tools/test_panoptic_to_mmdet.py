@@ -1,5 +1,5 @@
 """Tests of ``tools/model_converters/panoptic_to_mmdet.py`` and
-``mmdet_updetr.utils.panoptic_keys``.
+``tools/model_converters/panoptic_keys.py``.
 
 A reference-format panoptic (``DETRsegm``) state dict: the tiny reference
 DETR of ``tests/reference`` under ``detr.`` with a 251-way classifier, plus
@@ -30,13 +30,13 @@ from panopticapi.utils import rgb2id
 from PIL import Image
 
 from mmdet_updetr.testing import get_tiny_cfg, tiny_panoptic_model_cfg
-from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS,
-                                convert_panoptic_state_dict,
-                                panoptic_class_rows)
 from tests.reference import randomize_1d_
 from tests.reference import updetr_reference as ref
 from tests.reference.detr_panoptic_reference import (
     COCO_PANOPTIC_IS_THING_MAP, PostProcessPanoptic, build_reference_panoptic)
+from tools.model_converters import (COCO_PANOPTIC_CATEGORY_IDS,
+                                    convert_panoptic_state_dict,
+                                    panoptic_class_rows, panoptic_to_mmdet)
 
 REPO = Path(__file__).resolve().parents[2]
 DIM, HEADS, FPN = 32, 2, (256, 128, 64)  # ResNet-18 strides 16, 8, 4
@@ -137,9 +137,7 @@ def test_unknown_keys_are_named(reference_sd):
 def test_tool_writes_a_loadable_checkpoint(reference_sd, tmp_path, capsys):
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     torch.save(dict(model=reference_sd, epoch=24), src)
-    tool = _load_module('panoptic_to_mmdet', 'tools', 'model_converters',
-                        'panoptic_to_mmdet.py')
-    tool.convert(str(src), str(dst))
+    panoptic_to_mmdet.convert(str(src), str(dst))
     assert 'pre-norm' in capsys.readouterr().out
     checkpoint = torch.load(dst, map_location='cpu')
     assert checkpoint['meta']['pre_norm'] is True
@@ -148,7 +146,7 @@ def test_tool_writes_a_loadable_checkpoint(reference_sd, tmp_path, capsys):
     detector = {k: v for k, v in reference_sd.items() if k.startswith('detr')}
     torch.save(dict(model=detector), src)
     with pytest.raises(SystemExit, match='detr_to_mmdet'):
-        tool.convert(str(src), str(dst))
+        panoptic_to_mmdet.convert(str(src), str(dst))
 
 
 # --------------------------------------------------------------------------

@@ -9,6 +9,8 @@ converter must consume all of it, and our ``UPDETR`` loaded with the result
 import argparse
 import datetime
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,8 +24,9 @@ from mmengine.structures import InstanceData
 
 from mmdet_updetr.models import UPDETR
 from mmdet_updetr.testing import tiny_model_cfg
-from mmdet_updetr.utils import convert_reference_state_dict
 from tests.reference import randomize_1d_
+from tools.model_converters import (convert_reference_state_dict,
+                                    updetr_to_mmdet)
 
 REPO = Path(__file__).resolve().parents[2]
 NUM_QUERIES, NUM_PATCHES, EMBED_DIMS, NUM_LAYERS = 6, 3, 32, 2
@@ -45,11 +48,6 @@ def _load_module(name: str, *parts: str):
 
 ref = _load_module('updetr_reference', 'tests', 'reference',
                    'updetr_reference.py')
-
-
-def _load_tool():
-    return _load_module('updetr_to_mmdet', 'tools', 'model_converters',
-                        'updetr_to_mmdet.py')
 
 
 @pytest.fixture(scope='module')
@@ -124,7 +122,6 @@ def test_converter_names_unknown_keys(reference):
 
 def test_tool_converts_a_reference_checkpoint(reference, tmp_path, capsys,
                                               monkeypatch):
-    tool = _load_tool()
     model = reference[0]
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     optimizer = torch.optim.AdamW(model.transformer.parameters(), lr=1e-4)
@@ -138,7 +135,7 @@ def test_tool_converts_a_reference_checkpoint(reference, tmp_path, capsys,
     monkeypatch.setattr(sys, 'argv',
                         ['updetr_to_mmdet.py',
                          str(src), str(dst)])
-    tool.main()
+    updetr_to_mmdet.main()
     assert 'converted' in capsys.readouterr().out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
     assert saved['meta']['epoch'] == 59
@@ -147,17 +144,39 @@ def test_tool_converts_a_reference_checkpoint(reference, tmp_path, capsys,
 
 
 def test_tool_refuses_unsafe_pickles_unless_asked(reference, tmp_path):
-    tool = _load_tool()
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     # Any object that weights_only does not allow (here a date).
     torch.save(
         dict(model=reference[0].state_dict(), when=datetime.date(2021, 1, 1)),
         src)
     with pytest.raises(SystemExit, match='--unsafe-load'):
-        tool.convert(str(src), str(dst))
+        updetr_to_mmdet.convert(str(src), str(dst))
     assert not dst.exists()
-    tool.convert(str(src), str(dst), unsafe_load=True)
+    updetr_to_mmdet.convert(str(src), str(dst), unsafe_load=True)
     assert dst.exists()
+
+
+def test_tool_runs_as_a_script_from_any_folder(reference, tmp_path):
+    """``python .../updetr_to_mmdet.py SRC DST`` in another folder, with no
+    ``PYTHONPATH``: the script finds ``tools.model_converters`` itself."""
+    model = reference[0]
+    torch.save(dict(model=model.state_dict()), tmp_path / 'ref.pth')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    script = REPO / 'tools' / 'model_converters' / 'updetr_to_mmdet.py'
+    proc = subprocess.run(
+        [sys.executable, str(script), 'ref.pth', 'ours.pth'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.endswith('saved to ours.pth\n'), proc.stdout
+    saved = torch.load(tmp_path / 'ours.pth', weights_only=True)
+    expected = convert_reference_state_dict(model.state_dict())
+    assert list(saved['state_dict']) == list(expected)
+    for key, value in expected.items():
+        assert torch.equal(saved['state_dict'][key], value), key
 
 
 # --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner, load_checkpoint
 
 import mmdet_updetr  # noqa: F401  registers UP-DETR's modules
+from mmdet_updetr.engine import enable_safe_checkpoints
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -115,6 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     if args.checkpoint:
+        enable_safe_checkpoints()  # our checkpoints load with weights_only
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     model = model.to(args.device).eval()
     if args.shape:

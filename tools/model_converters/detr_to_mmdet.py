@@ -14,7 +14,7 @@ row 91 = no object) and differ only in the transformer:
   model.decoder.normalize_before=False``.
 
 The tool tells them apart by the keys, renames every key (see
-``mmdet_updetr.utils.reference_keys``; a key it cannot place stops it),
+``tools/model_converters/reference_keys.py``; a key it cannot place stops it),
 keeps the classifier rows of mmdet's 80 COCO classes in
 ``CocoDataset.METAINFO`` order plus no object as the background (last) row,
 and writes ``{'state_dict', 'meta'}``, which ``tools/test.py CONFIG CKPT``
@@ -29,16 +29,22 @@ Example::
 """
 import argparse
 import os.path as osp
+import sys
 from typing import Dict
 
 import torch
 from torch import Tensor
 
-from mmdet_updetr.utils import (COCO_CATEGORY_IDS, COCO_REFERENCE_NUM_OUTPUTS,
-                                PRE_NORM_KEY, coco_class_rows,
-                                convert_reference_state_dict,
-                                converter_arg_parser, get_model_state_dict,
-                                load_reference_checkpoint)
+if not __package__:  # run as a script, from any folder
+    # The repository root makes ``tools.model_converters`` importable.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.model_converters import (COCO_CATEGORY_IDS,
+                                    COCO_REFERENCE_NUM_OUTPUTS, PRE_NORM_KEY,
+                                    coco_class_rows,
+                                    convert_reference_state_dict,
+                                    converter_arg_parser, get_model_state_dict,
+                                    load_reference_checkpoint)
 
 HINTS = {
     True:

@@ -5,7 +5,7 @@ model as ``{'model': state_dict, ...}`` with a ``detr.`` prefix on the
 detector and the mask branches ``bbox_attention`` and ``mask_head``; its
 classifier has 251 outputs (row = COCO panoptic category id, row 250 = no
 object). This tool renames every key (see
-``mmdet_updetr.utils.panoptic_keys``; a key it cannot place stops it),
+``tools/model_converters/panoptic_keys.py``; a key it cannot place stops it),
 keeps the rows of mmdet's 133 classes (``CocoPanopticDataset`` order) plus
 no object last, and writes ``{'state_dict', 'meta'}``, which
 ``tools/test.py`` and ``load_from`` read with
@@ -28,14 +28,20 @@ Example::
 import argparse
 import json
 import os.path as osp
+import sys
 from typing import List, Optional
 
 import torch
 
-from mmdet_updetr.utils import (COCO_PANOPTIC_CATEGORY_IDS, PRE_NORM_KEY,
-                                convert_panoptic_state_dict,
-                                converter_arg_parser, get_model_state_dict,
-                                load_reference_checkpoint, panoptic_class_rows)
+if not __package__:  # run as a script, from any folder
+    # The repository root makes ``tools.model_converters`` importable.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.model_converters import (COCO_PANOPTIC_CATEGORY_IDS, PRE_NORM_KEY,
+                                    convert_panoptic_state_dict,
+                                    converter_arg_parser, get_model_state_dict,
+                                    load_reference_checkpoint,
+                                    panoptic_class_rows)
 
 #: The reference panoptic model wraps DETR as ``detr.``.
 PANOPTIC_PRE_NORM_KEY = 'detr.' + PRE_NORM_KEY

@@ -2,8 +2,8 @@
 
 The reference implementation (github.com/dddzg/up-detr) saves
 ``{'model': state_dict, 'optimizer': ..., 'args': Namespace, ...}``. This
-tool renames the model's keys (see ``mmdet_updetr.utils.reference_keys``),
-maps the 3-way pretext classifier onto our 2-way one and writes
+tool renames the model's keys (see ``reference_keys.py`` beside it), maps
+the 3-way pretext classifier onto our 2-way one and writes
 ``{'state_dict': ..., 'meta': ...}``, which ``load_from`` reads.
 
 Example::
@@ -14,16 +14,21 @@ Example::
 """
 import argparse
 import os.path as osp
+import sys
 from collections import Counter
 from typing import Dict
 
 import torch
 from torch import Tensor
 
-from mmdet_updetr.utils import (PRETEXT_CLASS_ROWS,
-                                convert_reference_state_dict,
-                                converter_arg_parser, get_model_state_dict,
-                                load_reference_checkpoint)
+if not __package__:  # run as a script, from any folder
+    # The repository root makes ``tools.model_converters`` importable.
+    sys.path.insert(
+        0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tools.model_converters import (PRETEXT_CLASS_ROWS,
+                                    convert_reference_state_dict,
+                                    converter_arg_parser, get_model_state_dict,
+                                    load_reference_checkpoint)
 
 
 def parse_args() -> argparse.Namespace:

@@ -5,8 +5,8 @@ in dddzg/up-detr) wraps a DETR as ``detr.`` and adds ``bbox_attention``
 (``MHAttentionMap``: ``q_linear``, ``k_linear``) and ``mask_head``
 (``MaskHeadSmallConv``: ``lay1..5``, ``gn1..5``, ``out_lay``,
 ``adapter1..3``). The ``detr.`` part goes through the DETR key table of
-:mod:`mmdet_updetr.utils.reference_keys`; the mask branches land in our
-``bbox_head`` (a ``PanopticDETRHead``) under the same names.
+:mod:`tools.model_converters.reference_keys`; the mask branches land in
+our ``bbox_head`` (a ``PanopticDETRHead``) under the same names.
 
 Its classifier has 251 outputs for COCO panoptic: row ``i`` is category id
 ``i`` (things 1..90, stuff 92..200, most ids unused) and row 250 is "no

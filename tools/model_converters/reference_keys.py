@@ -1,4 +1,4 @@
-"""Map reference UP-DETR / DETR checkpoint keys onto this package's names.
+"""Map reference UP-DETR / DETR checkpoint keys onto mmdet-updetr's names.
 
 The reference implementations (``dddzg/up-detr`` and
 ``facebookresearch/detr``) save ``{'model': state_dict, ...}`` with the

@@ -1,3 +1,15 @@
+"""Converters of the reference implementations' checkpoints.
+
+Scripts, run as ``python tools/model_converters/<name>.py SRC DST`` from
+any folder: ``updetr_to_mmdet.py`` (pre-training), ``detr_to_mmdet.py``
+(COCO detectors), ``panoptic_to_mmdet.py`` (panoptic models). Their shared
+code, imported from here (``from tools.model_converters import ...``) by
+the scripts and the tests alike:
+
+- ``reference_keys``: the reference / DETR key map and COCO class rows;
+- ``panoptic_keys``: the panoptic (``DETRsegm``) key map and class rows;
+- ``reference_checkpoint``: the command line and the weights-only loading.
+"""
 from .panoptic_keys import (COCO_PANOPTIC_CATEGORY_IDS, PANOPTIC_KEY_RULES,
                             PANOPTIC_REFERENCE_NUM_OUTPUTS,
                             convert_panoptic_state_dict, map_panoptic_key,

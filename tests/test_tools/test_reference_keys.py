@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from mmdet_updetr.utils import (PRETEXT_CLASS_ROWS, add_num_batches_tracked,
-                                convert_reference_state_dict,
-                                map_reference_key, reference_keys)
+from tools.model_converters import (PRETEXT_CLASS_ROWS,
+                                    add_num_batches_tracked,
+                                    convert_reference_state_dict,
+                                    map_reference_key, reference_keys)
 
 # One key of every kind, as the reference (dddzg/up-detr) names it.
 EXPECTED = {
