@@ -4,8 +4,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmdet.evaluation.functional import average_precision
-from mmdet.evaluation.functional.mean_ap import tpfp_default
+from mmdet.evaluation.functional import average_precision, bbox_overlaps
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
@@ -40,16 +39,70 @@ TABLE3_NAMES = {
 Episode = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def match_episode(
+        dets: np.ndarray,
+        gts: np.ndarray,
+        ignored: np.ndarray,
+        iou_thr: float = 0.5,
+        use_legacy_coordinate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """True / false positives of one episode's detections, matched in the
+    order given (the caller's ranking).
+
+    As VOC's evaluation (and mmdet's ``tpfp_default``): each detection in
+    turn takes the GT box (or ignored box) of highest IoU; at IoU >=
+    ``iou_thr`` it is a true positive if that box is a not yet claimed GT
+    box, a false positive if it is claimed, and neither if it is ignored
+    (difficult); below ``iou_thr`` it is a false positive. Unlike
+    ``tpfp_default``, which re-sorts the detections with numpy's unstable
+    sort, the order is the caller's, so that tied detections are matched in
+    the order in which they are ranked.
+
+    Args:
+        dets (np.ndarray): Detections in matching order, (n, 5) xyxy +
+            score (the score is not used).
+        gts (np.ndarray): GT boxes, (k, 4).
+        ignored (np.ndarray): Ignored GT boxes, (j, 4).
+        iou_thr (float): IoU threshold. Defaults to 0.5.
+        use_legacy_coordinate (bool): Widths are ``x2 - x1 + 1``. Defaults
+            to True.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: float32 ``tp`` and ``fp`` flags, (n,).
+    """
+    tp = np.zeros(len(dets), dtype=np.float32)
+    fp = np.zeros(len(dets), dtype=np.float32)
+    boxes = np.vstack([gts.reshape(-1, 4), ignored.reshape(-1, 4)])
+    if not len(boxes):
+        fp[:] = 1
+        return tp, fp
+    ious = bbox_overlaps(
+        dets[:, :4], boxes, use_legacy_coordinate=use_legacy_coordinate)
+    best, best_iou = ious.argmax(axis=1), ious.max(axis=1)
+    claimed = np.zeros(len(boxes), dtype=bool)
+    for i in range(len(dets)):
+        if best_iou[i] < iou_thr:
+            fp[i] = 1
+        elif best[i] >= len(gts):  # an ignored (difficult) box
+            continue
+        elif claimed[best[i]]:
+            fp[i] = 1
+        else:
+            claimed[best[i]] = True
+            tp[i] = 1
+    return tp, fp
+
+
 def episodes_ap(episodes: Sequence[Episode],
                 iou_thr: float = 0.5,
                 eval_mode: str = 'area',
                 use_legacy_coordinate: bool = True) -> float:
     """VOC AP of one class over a set of episodes.
 
-    Each episode is matched on its own (as an image of VOC's evaluation):
-    detections sorted by score claim the unclaimed GT box of highest IoU
-    >= ``iou_thr``; a detection on an ignored (difficult) box counts
-    neither way. Then all episodes' detections are ranked together.
+    All detections are ranked in one stable order: by score, ties in
+    episode order, then in their order within the episode. Each episode is
+    matched on its own (as an image of VOC's evaluation) in that same order
+    (:func:`match_episode`), so that among tied detections the one that
+    claims a box is never ranked behind a duplicate of it.
 
     Args:
         episodes (Sequence[tuple]): ``(dets, gt_bboxes, ignored_bboxes)``.
@@ -64,14 +117,17 @@ def episodes_ap(episodes: Sequence[Episode],
     """
     tps, fps, scores, num_gts = [], [], [], 0
     for dets, gts, ignored in episodes:
-        tp, fp = tpfp_default(dets, gts, ignored, iou_thr, None,
-                              use_legacy_coordinate)
-        tps.append(tp[0])
-        fps.append(fp[0])
-        scores.append(dets[:, 4])
+        order = np.argsort(-dets[:, 4], kind='stable')
+        tp, fp = match_episode(dets[order], gts, ignored, iou_thr,
+                               use_legacy_coordinate)
+        tps.append(tp)
+        fps.append(fp)
+        scores.append(dets[order, 4])
         num_gts += len(gts)
     if num_gts == 0:
         return float('nan')
+    # Stable: ties keep episode order, and within an episode the order in
+    # which they were matched.
     order = np.argsort(-np.concatenate(scores), kind='stable')
     tp = np.cumsum(np.concatenate(tps)[order])
     fp = np.cumsum(np.concatenate(fps)[order])
