@@ -12,16 +12,42 @@ from mmengine.fileio import get
 from .query_patch import QueryPatchTransform
 
 
+def pad_to_square(crop: np.ndarray, pad_val: int = 0) -> np.ndarray:
+    """Pad a crop to a square, centred, as CoAE pads its query crops.
+
+    The side is the crop's longer side; the crop sits at offset
+    ``side // 2 - size // 2`` along its shorter side (CoAE's ``crop`` in
+    ``lib/model/utils/blob.py``), the rest is ``pad_val`` (CoAE: zeros,
+    black pixels, before normalisation). Unlike CoAE's code, a crop whose
+    longer side is odd keeps its last row or column.
+
+    Args:
+        crop (np.ndarray): Image crop (h, w, c).
+        pad_val (int): Value of the padding. Defaults to 0.
+
+    Returns:
+        np.ndarray: The (side, side, c) square, ``crop``'s dtype.
+    """
+    height, width = crop.shape[:2]
+    side = max(height, width)
+    top, left = side // 2 - height // 2, side // 2 - width // 2
+    square = np.full((side, side) + crop.shape[2:], pad_val, crop.dtype)
+    square[top:top + height, left:left + width] = crop
+    return square
+
+
 @TRANSFORMS.register_module()
 class LoadOneShotQuery(BaseTransform):
     """Load the query image of a one-shot pair and crop its query object.
 
     :class:`~mmdet_updetr.datasets.OneShotVOCDataset` names, per sample, the
     image and the ground-truth box of the query object (``query_img_path``,
-    ``query_bbox``). This transform reads that image, crops the box, resizes
-    it to ``patch_size`` (aspect ratio not kept) and draws its augmentation
-    exactly as :class:`QueryPatchTransform` does for the pre-training patches
-    (the same code, with one patch): SimCLR-style colour jitter, grayscale
+    ``query_bbox``). This transform reads that image, crops the box, pads it
+    to a square with black (CoAE's query crop, :func:`pad_to_square`; with
+    ``pad_to_square=False`` the box is stretched instead), resizes it to
+    ``patch_size`` and draws its augmentation exactly as
+    :class:`QueryPatchTransform` does for the pre-training patches (the same
+    code, with one patch): SimCLR-style colour jitter, grayscale
     and Gaussian blur, drawn here under ``cache_randomness`` and applied by
     :class:`UPDETRDataPreprocessor`. So :class:`PackUPDETRInputs` and the
     data preprocessor work unchanged, with ``M = 1``.
@@ -43,6 +69,11 @@ class LoadOneShotQuery(BaseTransform):
             for a square or ``(w, h)``. Defaults to 128.
         augment (bool): Draw augmentation parameters (training). If False
             the crop is left as it is (testing). Defaults to True.
+        pad_to_square (bool): Pad the box's crop to a square (black,
+            centred) before resizing it, keeping the object's aspect ratio,
+            as CoAE (Hsieh et al., NeurIPS 2019), whose protocol the paper's
+            Table 3 follows. False stretches the box to ``patch_size``.
+            Defaults to True.
         jitter (Sequence[float]): Brightness, contrast, saturation and hue
             strengths. Defaults to (0.4, 0.4, 0.4, 0.1).
         jitter_prob (float): Probability of the colour jitter.
@@ -61,6 +92,7 @@ class LoadOneShotQuery(BaseTransform):
     def __init__(self,
                  patch_size: Union[int, Tuple[int, int]] = 128,
                  augment: bool = True,
+                 pad_to_square: bool = True,
                  jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
                  jitter_prob: float = 0.8,
                  gray_prob: float = 0.2,
@@ -79,6 +111,7 @@ class LoadOneShotQuery(BaseTransform):
             blur_prob=blur_prob,
             blur_sigma=blur_sigma,
             interpolation=interpolation)
+        self.pad_to_square = pad_to_square
         self.backend_args = backend_args
 
     @staticmethod
@@ -136,6 +169,11 @@ class LoadOneShotQuery(BaseTransform):
             raise ValueError(f'LoadOneShotQuery: cannot decode {path}')
         height, width = img.shape[:2]
         box = self.crop_box(results['query_bbox'], width, height)
+        if self.pad_to_square:
+            # UP-DETR: CoAE's query crop, the box padded to a square first.
+            (x1, y1, x2, y2), = box
+            img = pad_to_square(img[y1:y2, x1:x2])
+            box = np.array([[0, 0, img.shape[1], img.shape[0]]])
         results['query_patches'] = self.patcher._crop_patches(img, box)
         results['query_patch_aug'] = self._draw_aug_params()
         return results
@@ -145,6 +183,7 @@ class LoadOneShotQuery(BaseTransform):
         repr_str = self.__class__.__name__
         repr_str += f'(patch_size={p.patch_size}, '
         repr_str += f'augment={p.augment}, '
+        repr_str += f'pad_to_square={self.pad_to_square}, '
         repr_str += f'jitter={p.jitter}, '
         repr_str += f'jitter_prob={p.jitter_prob}, '
         repr_str += f'gray_prob={p.gray_prob}, '
