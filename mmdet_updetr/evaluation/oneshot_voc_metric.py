@@ -94,7 +94,7 @@ def match_episode(
 
 def episodes_ap(episodes: Sequence[Episode],
                 iou_thr: float = 0.5,
-                eval_mode: str = 'area',
+                eval_mode: str = '11points',
                 use_legacy_coordinate: bool = True) -> float:
     """VOC AP of one class over a set of episodes.
 
@@ -107,8 +107,8 @@ def episodes_ap(episodes: Sequence[Episode],
     Args:
         episodes (Sequence[tuple]): ``(dets, gt_bboxes, ignored_bboxes)``.
         iou_thr (float): IoU threshold. Defaults to 0.5.
-        eval_mode (str): 'area' (VOC2010+) or '11points' (VOC2007's
-            devkit). Defaults to 'area'.
+        eval_mode (str): '11points' (VOC2007's devkit, CoAE's) or 'area'
+            (VOC2010+). Defaults to '11points'.
         use_legacy_coordinate (bool): Widths are ``x2 - x1 + 1``, as VOC's
             devkit and mmdet's VOCMetric. Defaults to True.
 
@@ -153,16 +153,18 @@ class OneShotVOCMetric(BaseMetric):
     Metrics (with the default prefix ``oneshot/``): ``<class>_AP50``,
     ``seen_AP50``, ``unseen_AP50`` (fractions in [0, 1]); the log gets a
     table in percent with the classes as columns grouped seen / unseen, one
-    row per draw and their mean, like the paper's Table 3.
+    row per draw and their mean, like the paper's Table 3, and under it the
+    protocol (:meth:`protocol`): CoAE's (Hsieh et al., NeurIPS 2019), with
+    which Table 3 compares, or where the run departs from it.
 
     The pipeline's packer must keep ``oneshot_class`` and ``oneshot_draw``
     in ``meta_keys``, and the ground truth (``LoadAnnotations``).
 
     Args:
         iou_thr (float): IoU threshold. Defaults to 0.5.
-        eval_mode (str): 'area' (area under the interpolated precision /
-            recall curve) or '11points' (VOC2007's devkit, which CoAE's code
-            used). Defaults to 'area'.
+        eval_mode (str): '11points' (VOC2007's devkit, which CoAE's code
+            used on VOC2007 test) or 'area' (area under the interpolated
+            precision / recall curve, VOC2010+). Defaults to '11points'.
         unseen_classes (Sequence[str], optional): Class names of the unseen
             group; None reads ``unseen_classes`` of the dataset's metainfo.
         use_legacy_coordinate (bool): VOC's ``+ 1`` widths. Defaults to True.
@@ -174,7 +176,7 @@ class OneShotVOCMetric(BaseMetric):
 
     def __init__(self,
                  iou_thr: float = 0.5,
-                 eval_mode: str = 'area',
+                 eval_mode: str = '11points',
                  unseen_classes: Optional[Sequence[str]] = None,
                  use_legacy_coordinate: bool = True,
                  collect_device: str = 'cpu',
@@ -264,8 +266,37 @@ class OneShotVOCMetric(BaseMetric):
         for group, values in groups.items():
             metrics[f'{group}_{self.ap_name}'] = float(
                 np.mean(values)) if values else float('nan')
-        print_log('\n' + self.table(aps, classes, unseen), logger='current')
+        print_log(
+            '\n' + self.table(aps, classes, unseen) + '\n' + self.protocol(),
+            logger='current')
         return metrics
+
+    def protocol(self) -> str:
+        """The one-shot protocol of the run, compared with CoAE's.
+
+        The AP is this metric's; the query pool and the query crop come
+        from the dataset's metainfo ``oneshot_protocol`` (set by
+        :class:`OneShotVOCDataset`; 'unknown' without it).
+
+        Returns:
+            str: ``Protocol: CoAE's (...)`` or ``Protocol: not CoAE's
+            (<parts> differ) (...)``, with the settings.
+        """
+        ap = ('VOC2007 11-point '
+              if self.eval_mode == '11points' else 'area ') + self.ap_name
+        meta = (self.dataset_meta or {}).get('oneshot_protocol', {})
+        pool = tuple(meta.get('query_pool', ('unknown', False)))
+        crop = tuple(meta.get('query_crop', ('unknown', False)))
+        parts = {
+            'AP': (ap, self.eval_mode == '11points'),
+            'query pool': pool,
+            'query crop': crop
+        }
+        differ = [name for name, (_, coae) in parts.items() if not coae]
+        head = f"not CoAE's ({', '.join(differ)} differ)" if differ else \
+            "CoAE's"
+        return (f'Protocol: {head} ({ap}; query pool: {pool[0]}; '
+                f'query crop: {crop[0]})')
 
     def table(self, aps: Dict[int, Dict[int, float]], classes: Sequence[str],
               unseen: Sequence[str]) -> str:

@@ -1,3 +1,4 @@
+import logging
 import math
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 from mmdet.datasets import VOCDataset
 from mmdet.structures import DetDataSample
+from mmengine.logging import MMLogger
 from mmengine.structures import InstanceData
 
 from mmdet_updetr.evaluation import (OneShotVOCMetric, episodes_ap,
@@ -37,9 +39,12 @@ def half_episodes():
 
 
 def test_hand_made_aps():
-    assert episodes_ap(half_episodes()) == pytest.approx(HALF_AREA_AP)
+    assert episodes_ap(
+        half_episodes(), eval_mode='area') == pytest.approx(HALF_AREA_AP)
     assert episodes_ap(
         half_episodes(), eval_mode='11points') == pytest.approx(HALF_11PT_AP)
+    # VOC2007's 11 points unless told otherwise (CoAE's protocol).
+    assert episodes_ap(half_episodes()) == pytest.approx(HALF_11PT_AP)
     perfect = [(arr([g + [.9 - .1 * i]
                      for i, g in enumerate(gts)] + [[70, 70, 90, 90, .05]],
                     5), arr(gts, 4), arr([], 4)) for gts in HALF_GTS]
@@ -54,7 +59,7 @@ def test_difficult_duplicates_and_episodes_are_kept_apart():
     dets, gts, _ = eps[0]
     eps[0] = (np.vstack([dets, [[60, 60, 79, 79,
                                  .95]]]), gts, arr([[60, 60, 79, 79]], 4))
-    assert episodes_ap(eps) == pytest.approx(HALF_AREA_AP)
+    assert episodes_ap(eps, eval_mode='area') == pytest.approx(HALF_AREA_AP)
     # A second detection of a claimed box is a false positive: TP, FP.
     dup = [(arr([[0, 0, 9, 12, .9], [0, 0, 9, 9, .8]],
                 5), arr([[0, 0, 9, 9]], 4), arr([], 4))]
@@ -123,10 +128,11 @@ def make_metric(**kwargs):
 
 def test_metric_averages_draws_then_classes():
     metric = make_metric()
+    assert metric.eval_mode == '11points'  # CoAE's, VOC2007's devkit
     samples = hand_made_samples()
     metric.process({}, samples)
     results = metric.evaluate(len(samples))
-    dog = (HALF_AREA_AP + 1.0) / 2
+    dog = (HALF_11PT_AP + 1.0) / 2
     assert results == pytest.approx({
         'oneshot/dog_AP50': dog,
         'oneshot/car_AP50': 0.0,
@@ -137,7 +143,7 @@ def test_metric_averages_draws_then_classes():
 
 
 def test_unseen_classes_argument_overrides_the_dataset():
-    metric = make_metric(unseen_classes=('cat', 'car'))
+    metric = make_metric(unseen_classes=('cat', 'car'), eval_mode='area')
     samples = hand_made_samples()
     metric.process({}, samples)
     results = metric.evaluate(len(samples))
@@ -147,7 +153,7 @@ def test_unseen_classes_argument_overrides_the_dataset():
 
 
 def test_table_is_shaped_like_table_3():
-    metric = make_metric()
+    metric = make_metric(eval_mode='area')
     metric.process({}, hand_made_samples())
     table = metric.table(metric.class_aps(metric.results), CLASSES,
                          UNSEEN).splitlines()
@@ -171,6 +177,52 @@ def test_table_is_shaped_like_table_3():
     assert rows['mean'][col('aero')] == '-'
     assert rows['mean'][col('plant')] == '-'
     assert rows['mean'][col('unseen AP50')] == '100.0'
+
+
+@pytest.fixture
+def caplog_mm(caplog):
+    """``caplog`` that also sees mmengine's current logger (which does not
+    propagate to the root logger)."""
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+COAE_META = dict(
+    query_pool=('every box of the class', True),
+    query_crop=('padded to a square', True))
+
+
+def test_log_says_which_protocol_was_used(caplog_mm):
+    metric = make_metric()
+    metric.dataset_meta = dict(metric.dataset_meta, oneshot_protocol=COAE_META)
+    assert metric.protocol() == (
+        "Protocol: CoAE's (VOC2007 11-point AP50; query pool: every box of "
+        'the class; query crop: padded to a square)')
+    samples = hand_made_samples()
+    metric.process({}, samples)
+    metric.evaluate(len(samples))
+    log = caplog_mm.text
+    assert '| seen AP50 |' in log
+    assert log.index('| seen AP50 |') < log.index("Protocol: CoAE's (")
+    # Ours: area AP, the filtered pool, the stretched crop.
+    ours = make_metric(eval_mode='area')
+    ours.dataset_meta = dict(
+        ours.dataset_meta,
+        oneshot_protocol=dict(
+            query_pool=('boxes of the class not difficult, sides >= 32 px',
+                        False),
+            query_crop=('stretched', False)))
+    assert ours.protocol() == (
+        "Protocol: not CoAE's (AP, query pool, query crop differ) (area "
+        'AP50; query pool: boxes of the class not difficult, sides >= 32 '
+        'px; query crop: stretched)')
+    # A dataset that does not say.
+    assert make_metric().protocol() == (
+        "Protocol: not CoAE's (query pool, query crop differ) (VOC2007 "
+        '11-point AP50; query pool: unknown; query crop: unknown)')
 
 
 def test_missing_episode_keys_are_named():
@@ -287,6 +339,6 @@ def test_saturated_scores(any_unstable_sort):
     # the misses below 1. Precision 1/2 at recall 1/2, 2/10 at recall 1.
     area = 0.5 * 1 / 2 + 0.5 * 2 / 10
     eleven = (6 * 1 / 2 + 5 * 2 / 10) / 11
-    assert episodes_ap(eps) == pytest.approx(area)
-    assert episodes_ap(eps, eval_mode='11points') == pytest.approx(eleven)
-    assert episodes_ap(_explicit_ties(eps)) == pytest.approx(area)
+    assert episodes_ap(eps, eval_mode='area') == pytest.approx(area)
+    assert episodes_ap(eps) == pytest.approx(eleven)
+    assert episodes_ap(_explicit_ties(eps)) == pytest.approx(eleven)
