@@ -24,6 +24,9 @@ model = dict(
         type='PanopticDETRHead',
         num_classes=133,
         num_heads=8,
+        # The attention maps softmaxed per head, as the UP-DETR reference
+        # (facebookresearch/detr's own panoptic checkpoints need False).
+        softmax_per_head=True,
         fpn_channels=(1024, 512, 256),
         loss_mask=dict(
             type='FocalLoss',

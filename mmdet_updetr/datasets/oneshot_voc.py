@@ -12,8 +12,12 @@ from mmdet.utils import ConfigType
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
+from .transforms import LoadOneShotQuery
+
 #: CoAE's VOC split (Hsieh et al., NeurIPS 2019), the paper's Table 3.
 COAE_UNSEEN_CLASSES = ('aeroplane', 'cat', 'cow', 'sheep')
+#: How training draws the query class of an image: CoAE's and ours.
+CLASS_SAMPLINGS = ('inverse_frequency', 'uniform')
 
 
 def episode_seed(img_id: Union[str, int]) -> int:
@@ -37,21 +41,26 @@ class OneShotVOCDataset(BaseDataset):
     the query's class, with their class label (so that mmdet's visualisers
     name them; :class:`OneShotUPDETR` trains them as "matches the query").
 
-    **Query pool.** Per class, the ground-truth boxes of this split's images
-    (a training set draws queries from its training images, a test set from
-    its test images, as CoAE does). Boxes flagged ``ignore_flag`` (VOC's
-    *difficult*) are left out with ``query_exclude_difficult``, and so are
-    boxes with a side below ``query_min_size`` pixels: a crop of a few
-    pixels, resized to 128 x 128, shows nothing. Truncated objects stay in
-    (mmdet does not read VOC's ``truncated``; they are most of the large
-    objects). Left-out boxes are still ground truth of their image: in
-    evaluation difficult ones are ignored (neither hit nor miss), as VOC.
+    **Query pool.** Per class, every ground-truth box of this split's
+    images, difficult and small ones included, as CoAE (a training set draws
+    queries from its training images, a test set from its test images, as
+    CoAE does). ``query_exclude_difficult`` leaves out boxes flagged
+    ``ignore_flag`` (VOC's *difficult*) and ``query_min_size`` boxes with a
+    side below that many pixels (a crop of a few pixels, resized to
+    128 x 128, shows little): easier queries, not CoAE's protocol.
+    Truncated objects stay in (mmdet does not read VOC's ``truncated``).
+    Left-out boxes are still ground truth of their image: in evaluation
+    difficult ones are ignored (neither hit nor miss), as VOC.
 
     **Training** (``test_mode=False``), one sample per image and epoch: a
-    seen class with a non-difficult box in the image, drawn uniformly, and a
-    query box of that class from *another* image, drawn uniformly from the
-    pool; both draws use numpy's global generator (seeded per worker by
-    MMEngine's ``randomness`` setting, like mmdet's random transforms).
+    seen class with a non-difficult box in the image and a query box of that
+    class from *another* image, drawn uniformly from the pool. The class is
+    drawn with probability proportional to the inverse of its number of
+    boxes in the training images (``class_sampling='inverse_frequency'``,
+    CoAE's, so that rare classes are queried as often as common ones), or
+    uniformly (``'uniform'``). Both draws use numpy's global generator
+    (seeded per worker by MMEngine's ``randomness`` setting, like mmdet's
+    random transforms).
     Images without such a class (e.g. with unseen classes only) are dropped.
     Unseen objects in the kept images are never targets nor queries, only
     background, like every other object not of the query's class (CoAE
@@ -69,6 +78,9 @@ class OneShotVOCDataset(BaseDataset):
     Added keys of each sample: ``query_img_path``, ``query_bbox`` (xyxy),
     ``query_img_id``, ``oneshot_class`` (the class index), ``oneshot_draw``
     (the draw index, -1 in training); ``instances`` keep only that class.
+    The metainfo gets ``oneshot_protocol``: the query pool and the query
+    crop (of the pipeline's :class:`LoadOneShotQuery`), each as
+    ``(description, is CoAE's)``, which :class:`OneShotVOCMetric` prints.
 
     Args:
         dataset (:obj:`ConfigDict` | dict | BaseDataset): The wrapped
@@ -77,10 +89,13 @@ class OneShotVOCDataset(BaseDataset):
             CoAE's ``('aeroplane', 'cat', 'cow', 'sheep')``.
         num_draws (int): Query draws per class and test image. Defaults to 5.
         query_min_size (float): Smallest side (pixels) of a query box.
-            Defaults to 32.
+            Defaults to 0 (CoAE's: every box).
         query_exclude_difficult (bool): Leave boxes flagged
             ``ignore_flag`` (difficult) out of the query pool. Defaults to
-            True.
+            False (CoAE's: every box).
+        class_sampling (str): How training draws an image's query class:
+            'inverse_frequency' (CoAE's) or 'uniform'. Defaults to
+            'inverse_frequency'.
         drop_images_with_unseen (bool): In training, drop every image that
             holds an unseen object. Defaults to False.
         **kwargs: Arguments of :class:`BaseDataset` (``pipeline``,
@@ -93,18 +108,23 @@ class OneShotVOCDataset(BaseDataset):
                  dataset: Union[ConfigType, BaseDataset],
                  unseen_classes: Sequence[str] = COAE_UNSEEN_CLASSES,
                  num_draws: int = 5,
-                 query_min_size: float = 32,
-                 query_exclude_difficult: bool = True,
+                 query_min_size: float = 0,
+                 query_exclude_difficult: bool = False,
+                 class_sampling: str = 'inverse_frequency',
                  drop_images_with_unseen: bool = False,
                  metainfo: Optional[dict] = None,
                  **kwargs) -> None:
         if num_draws < 1:
             raise ValueError(f'num_draws must be >= 1, got {num_draws}')
+        if class_sampling not in CLASS_SAMPLINGS:
+            raise ValueError(f'OneShotVOCDataset: class_sampling must be one'
+                             f' of {CLASS_SAMPLINGS}, got {class_sampling!r}')
         self.dataset = DATASETS.build(dataset) if isinstance(dataset,
                                                              dict) else dataset
         self.num_draws = num_draws
         self.query_min_size = query_min_size
         self.query_exclude_difficult = query_exclude_difficult
+        self.class_sampling = class_sampling
         self.drop_images_with_unseen = drop_images_with_unseen
         classes = tuple(self.dataset.metainfo['classes'])
         self._check_classes(classes, tuple(unseen_classes), metainfo or {},
@@ -115,6 +135,30 @@ class OneShotVOCDataset(BaseDataset):
             **(metainfo or {})
         }
         super().__init__(metainfo=metainfo, **kwargs)
+        self._metainfo['oneshot_protocol'] = self.protocol()
+
+    def protocol(self) -> dict:
+        """The query pool and query crop, compared with CoAE's.
+
+        Returns:
+            dict: ``query_pool`` and ``query_crop``, each ``(description,
+            is CoAE's)``; the crop is that of the pipeline's
+            :class:`LoadOneShotQuery` ('unknown' without one).
+        """
+        rules = (['not difficult'] if self.query_exclude_difficult else
+                 []) + ([f'sides >= {self.query_min_size} px']
+                        if self.query_min_size > 0 else [])
+        pool = ('every box of the class',
+                True) if not rules else ('boxes of the class ' +
+                                         ', '.join(rules), False)
+        loaders = [
+            t for t in self.pipeline.transforms
+            if isinstance(t, LoadOneShotQuery)
+        ]
+        crop = ('unknown', False) if not loaders else ((
+            'padded to a square', True) if loaders[0].pad_to_square else
+                                                       ('stretched', False))
+        return dict(query_pool=pool, query_crop=crop)
 
     @staticmethod
     def _check_classes(classes: tuple, unseen: tuple, metainfo: dict,
@@ -214,11 +258,27 @@ class OneShotVOCDataset(BaseDataset):
                 f'{self.metainfo["unseen_classes"]}, query_min_size '
                 f'{self.query_min_size}). Check the wrapped dataset\'s '
                 '`ann_file` and `classes`.')
+        self._count_classes(data_list)
         print_log(
             f'OneShotVOCDataset: {len(data_list)} of {len(self.img_infos)} '
-            'training images have a seen class to query for.',
+            'training images have a seen class to query for; query classes '
+            'drawn ' +
+            ('by inverse box frequency (CoAE)' if self.class_sampling
+             == 'inverse_frequency' else 'uniformly') + '.',
             logger='current')
         return data_list
+
+    def _count_classes(self, data_list: List[dict]) -> None:
+        """The inverse-frequency weights of the classes: one over the number
+        of boxes of each class in the training images (difficult ones
+        included, as CoAE counts them), 0 for a class without boxes."""
+        labels = [
+            inst['bbox_label'] for info in data_list
+            for inst in info['instances']
+        ]
+        counts = np.bincount(labels, minlength=len(self.metainfo['classes']))
+        self.class_weights = np.divide(
+            1., counts, out=np.zeros(len(counts)), where=counts > 0)
 
     def _load_episodes(self) -> List[dict]:
         """``num_draws`` episodes per class present in each test image."""
@@ -290,7 +350,12 @@ class OneShotVOCDataset(BaseDataset):
             dict: The one-shot sample (see :meth:`make_episode`).
         """
         candidates = info['oneshot_candidates']
-        label = candidates[np.random.randint(len(candidates))]
+        if self.class_sampling == 'uniform':
+            label = candidates[np.random.randint(len(candidates))]
+        else:  # CoAE: rare classes as often as common ones.
+            weights = self.class_weights[candidates]
+            label = candidates[np.random.choice(
+                len(candidates), p=weights / weights.sum())]
         pool = self.pool_without(label, info['img_index'])
         query = pool[np.random.randint(len(pool))]
         return self.make_episode(info, info['img_index'], label, query, -1)

@@ -1,3 +1,3 @@
-from .oneshot_voc_metric import OneShotVOCMetric, episodes_ap
+from .oneshot_voc_metric import OneShotVOCMetric, episodes_ap, match_episode
 
-__all__ = ['OneShotVOCMetric', 'episodes_ap']
+__all__ = ['OneShotVOCMetric', 'episodes_ap', 'match_episode']

@@ -4,8 +4,7 @@ from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmdet.evaluation.functional import average_precision
-from mmdet.evaluation.functional.mean_ap import tpfp_default
+from mmdet.evaluation.functional import average_precision, bbox_overlaps
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
@@ -40,22 +39,76 @@ TABLE3_NAMES = {
 Episode = Tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+def match_episode(
+        dets: np.ndarray,
+        gts: np.ndarray,
+        ignored: np.ndarray,
+        iou_thr: float = 0.5,
+        use_legacy_coordinate: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """True / false positives of one episode's detections, matched in the
+    order given (the caller's ranking).
+
+    As VOC's evaluation (and mmdet's ``tpfp_default``): each detection in
+    turn takes the GT box (or ignored box) of highest IoU; at IoU >=
+    ``iou_thr`` it is a true positive if that box is a not yet claimed GT
+    box, a false positive if it is claimed, and neither if it is ignored
+    (difficult); below ``iou_thr`` it is a false positive. Unlike
+    ``tpfp_default``, which re-sorts the detections with numpy's unstable
+    sort, the order is the caller's, so that tied detections are matched in
+    the order in which they are ranked.
+
+    Args:
+        dets (np.ndarray): Detections in matching order, (n, 5) xyxy +
+            score (the score is not used).
+        gts (np.ndarray): GT boxes, (k, 4).
+        ignored (np.ndarray): Ignored GT boxes, (j, 4).
+        iou_thr (float): IoU threshold. Defaults to 0.5.
+        use_legacy_coordinate (bool): Widths are ``x2 - x1 + 1``. Defaults
+            to True.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: float32 ``tp`` and ``fp`` flags, (n,).
+    """
+    tp = np.zeros(len(dets), dtype=np.float32)
+    fp = np.zeros(len(dets), dtype=np.float32)
+    boxes = np.vstack([gts.reshape(-1, 4), ignored.reshape(-1, 4)])
+    if not len(boxes):
+        fp[:] = 1
+        return tp, fp
+    ious = bbox_overlaps(
+        dets[:, :4], boxes, use_legacy_coordinate=use_legacy_coordinate)
+    best, best_iou = ious.argmax(axis=1), ious.max(axis=1)
+    claimed = np.zeros(len(boxes), dtype=bool)
+    for i in range(len(dets)):
+        if best_iou[i] < iou_thr:
+            fp[i] = 1
+        elif best[i] >= len(gts):  # an ignored (difficult) box
+            continue
+        elif claimed[best[i]]:
+            fp[i] = 1
+        else:
+            claimed[best[i]] = True
+            tp[i] = 1
+    return tp, fp
+
+
 def episodes_ap(episodes: Sequence[Episode],
                 iou_thr: float = 0.5,
-                eval_mode: str = 'area',
+                eval_mode: str = '11points',
                 use_legacy_coordinate: bool = True) -> float:
     """VOC AP of one class over a set of episodes.
 
-    Each episode is matched on its own (as an image of VOC's evaluation):
-    detections sorted by score claim the unclaimed GT box of highest IoU
-    >= ``iou_thr``; a detection on an ignored (difficult) box counts
-    neither way. Then all episodes' detections are ranked together.
+    All detections are ranked in one stable order: by score, ties in
+    episode order, then in their order within the episode. Each episode is
+    matched on its own (as an image of VOC's evaluation) in that same order
+    (:func:`match_episode`), so that among tied detections the one that
+    claims a box is never ranked behind a duplicate of it.
 
     Args:
         episodes (Sequence[tuple]): ``(dets, gt_bboxes, ignored_bboxes)``.
         iou_thr (float): IoU threshold. Defaults to 0.5.
-        eval_mode (str): 'area' (VOC2010+) or '11points' (VOC2007's
-            devkit). Defaults to 'area'.
+        eval_mode (str): '11points' (VOC2007's devkit, CoAE's) or 'area'
+            (VOC2010+). Defaults to '11points'.
         use_legacy_coordinate (bool): Widths are ``x2 - x1 + 1``, as VOC's
             devkit and mmdet's VOCMetric. Defaults to True.
 
@@ -64,14 +117,17 @@ def episodes_ap(episodes: Sequence[Episode],
     """
     tps, fps, scores, num_gts = [], [], [], 0
     for dets, gts, ignored in episodes:
-        tp, fp = tpfp_default(dets, gts, ignored, iou_thr, None,
-                              use_legacy_coordinate)
-        tps.append(tp[0])
-        fps.append(fp[0])
-        scores.append(dets[:, 4])
+        order = np.argsort(-dets[:, 4], kind='stable')
+        tp, fp = match_episode(dets[order], gts, ignored, iou_thr,
+                               use_legacy_coordinate)
+        tps.append(tp)
+        fps.append(fp)
+        scores.append(dets[order, 4])
         num_gts += len(gts)
     if num_gts == 0:
         return float('nan')
+    # Stable: ties keep episode order, and within an episode the order in
+    # which they were matched.
     order = np.argsort(-np.concatenate(scores), kind='stable')
     tp = np.cumsum(np.concatenate(tps)[order])
     fp = np.cumsum(np.concatenate(fps)[order])
@@ -97,16 +153,18 @@ class OneShotVOCMetric(BaseMetric):
     Metrics (with the default prefix ``oneshot/``): ``<class>_AP50``,
     ``seen_AP50``, ``unseen_AP50`` (fractions in [0, 1]); the log gets a
     table in percent with the classes as columns grouped seen / unseen, one
-    row per draw and their mean, like the paper's Table 3.
+    row per draw and their mean, like the paper's Table 3, and under it the
+    protocol (:meth:`protocol`): CoAE's (Hsieh et al., NeurIPS 2019), with
+    which Table 3 compares, or where the run departs from it.
 
     The pipeline's packer must keep ``oneshot_class`` and ``oneshot_draw``
     in ``meta_keys``, and the ground truth (``LoadAnnotations``).
 
     Args:
         iou_thr (float): IoU threshold. Defaults to 0.5.
-        eval_mode (str): 'area' (area under the interpolated precision /
-            recall curve) or '11points' (VOC2007's devkit, which CoAE's code
-            used). Defaults to 'area'.
+        eval_mode (str): '11points' (VOC2007's devkit, which CoAE's code
+            used on VOC2007 test) or 'area' (area under the interpolated
+            precision / recall curve, VOC2010+). Defaults to '11points'.
         unseen_classes (Sequence[str], optional): Class names of the unseen
             group; None reads ``unseen_classes`` of the dataset's metainfo.
         use_legacy_coordinate (bool): VOC's ``+ 1`` widths. Defaults to True.
@@ -118,7 +176,7 @@ class OneShotVOCMetric(BaseMetric):
 
     def __init__(self,
                  iou_thr: float = 0.5,
-                 eval_mode: str = 'area',
+                 eval_mode: str = '11points',
                  unseen_classes: Optional[Sequence[str]] = None,
                  use_legacy_coordinate: bool = True,
                  collect_device: str = 'cpu',
@@ -208,8 +266,37 @@ class OneShotVOCMetric(BaseMetric):
         for group, values in groups.items():
             metrics[f'{group}_{self.ap_name}'] = float(
                 np.mean(values)) if values else float('nan')
-        print_log('\n' + self.table(aps, classes, unseen), logger='current')
+        print_log(
+            '\n' + self.table(aps, classes, unseen) + '\n' + self.protocol(),
+            logger='current')
         return metrics
+
+    def protocol(self) -> str:
+        """The one-shot protocol of the run, compared with CoAE's.
+
+        The AP is this metric's; the query pool and the query crop come
+        from the dataset's metainfo ``oneshot_protocol`` (set by
+        :class:`OneShotVOCDataset`; 'unknown' without it).
+
+        Returns:
+            str: ``Protocol: CoAE's (...)`` or ``Protocol: not CoAE's
+            (<parts> differ) (...)``, with the settings.
+        """
+        ap = ('VOC2007 11-point '
+              if self.eval_mode == '11points' else 'area ') + self.ap_name
+        meta = (self.dataset_meta or {}).get('oneshot_protocol', {})
+        pool = tuple(meta.get('query_pool', ('unknown', False)))
+        crop = tuple(meta.get('query_crop', ('unknown', False)))
+        parts = {
+            'AP': (ap, self.eval_mode == '11points'),
+            'query pool': pool,
+            'query crop': crop
+        }
+        differ = [name for name, (_, coae) in parts.items() if not coae]
+        head = f"not CoAE's ({', '.join(differ)} differ)" if differ else \
+            "CoAE's"
+        return (f'Protocol: {head} ({ap}; query pool: {pool[0]}; '
+                f'query crop: {crop[0]})')
 
     def table(self, aps: Dict[int, Dict[int, float]], classes: Sequence[str],
               unseen: Sequence[str]) -> str:

@@ -2,7 +2,8 @@
 
 Written from ``facebookresearch/detr`` ``models/segmentation.py``
 (``DETRsegm``, ``MHAttentionMap``, ``MaskHeadSmallConv``; dddzg/up-detr has
-the same file) and ``models/{backbone,transformer}.py`` with ``--masks``:
+the same file but for ``MHAttentionMap``'s softmax, see below) and
+``models/{backbone,transformer}.py`` with ``--masks``:
 the CNN returns all four stages (``return_interm_layers``) and the
 transformer returns the encoder memory besides the decoder outputs. Plain
 torch, the reference's module names, so ``DETRsegm().state_dict()`` has the
@@ -12,9 +13,12 @@ keys of its panoptic checkpoints (``detr.`` + the detector,
 
 Faithful to the reference in what the tests compare: ``bbox_attention`` on
 the last decoder layer's output over the memory with the padding mask,
-``MHAttentionMap``'s softmax over heads and positions together
-(``softmax(weights.flatten(2))``), GroupNorm with 8 groups in the conv head
-and the CNN's stride-16, -8, -4 features fed in that order.
+``MHAttentionMap``'s softmax in either form (``softmax_per_head=True``: each
+head over its positions, ``softmax(weights.flatten(3))``, dddzg/up-detr's
+since March 2021 (after facebookresearch/detr#247); ``False``: heads and
+positions together, ``softmax(weights.flatten(2))``, facebookresearch/detr's,
+with which its panoptic checkpoints were trained), GroupNorm with 8 groups in
+the conv head and the CNN's stride-16, -8, -4 features fed in that order.
 ``PostProcessPanoptic`` follows the reference line by line (the PNG bytes
 are read back with ``np.asarray`` instead of ``torch.ByteStorage``).
 """
@@ -97,15 +101,18 @@ class SegmTransformer(Transformer):
 
 class MHAttentionMap(nn.Module):
     """``models.segmentation.MHAttentionMap``: the attention softmax only
-    (no values), normalised over heads and positions together."""
+    (no values), normalised per head (dddzg/up-detr, ``softmax_per_head``)
+    or over heads and positions together (facebookresearch/detr)."""
 
     def __init__(self,
                  query_dim: int,
                  hidden_dim: int,
                  num_heads: int,
                  dropout: float = 0.,
-                 bias: bool = True) -> None:
+                 bias: bool = True,
+                 softmax_per_head: bool = True) -> None:
         super().__init__()
+        self.softmax_per_head = softmax_per_head
         self.num_heads = num_heads
         self.hidden_dim = hidden_dim
         self.dropout = nn.Dropout(dropout)
@@ -133,7 +140,10 @@ class MHAttentionMap(nn.Module):
                                kh)
         if mask is not None:
             weights.masked_fill_(mask.unsqueeze(1).unsqueeze(1), float('-inf'))
-        weights = F.softmax(weights.flatten(2), dim=-1).view_as(weights)
+        if self.softmax_per_head:  # dddzg/up-detr
+            weights = F.softmax(weights.flatten(3), dim=-1).view_as(weights)
+        else:  # facebookresearch/detr
+            weights = F.softmax(weights.flatten(2), dim=-1).view_as(weights)
         return self.dropout(weights)
 
 
@@ -204,17 +214,24 @@ class DETRsegm(nn.Module):
         fpn_dims (Sequence[int]): Channels of the CNN's stride-16, -8, -4
             features. The reference hard-codes ResNet-50's (1024, 512, 256);
             the ResNet-18 here has (256, 128, 64).
+        softmax_per_head (bool): ``MHAttentionMap``'s form: True for
+            dddzg/up-detr, False for facebookresearch/detr.
     """
 
     def __init__(self,
                  detr: DETR,
-                 fpn_dims: Sequence[int] = R50_FPN_DIMS) -> None:
+                 fpn_dims: Sequence[int] = R50_FPN_DIMS,
+                 softmax_per_head: bool = True) -> None:
         super().__init__()
         self.detr = detr
         hidden_dim = detr.transformer.d_model
         nheads = detr.transformer.nhead
         self.bbox_attention = MHAttentionMap(
-            hidden_dim, hidden_dim, nheads, dropout=0)
+            hidden_dim,
+            hidden_dim,
+            nheads,
+            dropout=0,
+            softmax_per_head=softmax_per_head)
         self.mask_head = MaskHeadSmallConv(hidden_dim + nheads, list(fpn_dims),
                                            hidden_dim)
 
@@ -370,20 +387,23 @@ def build_reference_panoptic(num_classes: int = 250,
                              dec_layers: int = 6,
                              dim_feedforward: int = 2048,
                              dropout: float = 0.1,
-                             pre_norm: bool = False) -> DETRsegm:
+                             pre_norm: bool = False,
+                             softmax_per_head: bool = True) -> DETRsegm:
     """``models.build_model`` for ``--dataset_file coco_panoptic --masks``
     (ResNet-18): 250 category ids + no object = 251 class outputs.
 
-    ``pre_norm=False`` is facebookresearch/detr, ``pre_norm=True`` the
-    UP-DETR transformer. ``hidden_dim + nheads`` and ``hidden_dim // 16``
-    must be multiples of 8 (the mask head's GroupNorm).
+    facebookresearch/detr is ``pre_norm=False, softmax_per_head=False``;
+    dddzg/up-detr is ``pre_norm=True, softmax_per_head=True``.
+    ``hidden_dim + nheads`` and ``hidden_dim // 16`` must be multiples of 8
+    (the mask head's GroupNorm).
     """
     backbone = Joiner(MaskBackbone(),
                       PositionEmbeddingSine(hidden_dim // 2, normalize=True))
     transformer = SegmTransformer(hidden_dim, nheads, enc_layers, dec_layers,
                                   dim_feedforward, dropout, pre_norm)
     detr = DETR(backbone, transformer, num_classes, num_queries)
-    return DETRsegm(detr, fpn_dims=(256, 128, 64))
+    return DETRsegm(
+        detr, fpn_dims=(256, 128, 64), softmax_per_head=softmax_per_head)
 
 
 #: ``models/detr.py``'s map for COCO panoptic: ids up to 90 are things.

@@ -1,14 +1,17 @@
 """The one-shot VOC configs: model, recipe, data, optimizer."""
+import argparse
 import copy
+from pathlib import Path
 
 import pytest
 from mmdet.registry import MODELS
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 
 from mmdet_updetr.testing import get_config_path, get_tiny_cfg
 from tests.test_configs.recipe import check_finetune_recipe
 
+REPO = Path(__file__).resolve().parents[2]
 ONESHOT = [
     f'updetr/{role}_voc0712_{epochs}e.py'
     for role in ('oneshot', 'detr_oneshot') for epochs in (150, 300)
@@ -69,6 +72,61 @@ def test_data():
     assert {'oneshot_class', 'oneshot_draw'} <= set(pack.meta_keys)
     assert cfg.test_evaluator.type == 'OneShotVOCMetric'
     assert cfg.test_evaluator.iou_thr == 0.5
+
+
+def _query_loaders(cfg):
+    return [
+        t for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                         cfg.test_dataloader) for t in loader.dataset.pipeline
+        if t.type == 'LoadOneShotQuery'
+    ]
+
+
+@pytest.mark.parametrize('name', ONESHOT)
+def test_coae_protocol(name):
+    """Table 3 compares with CoAE: its pool, crop, class draw and AP."""
+    cfg = _load(name)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader,
+                   cfg.test_dataloader):
+        assert loader.dataset.query_min_size == 0
+        assert loader.dataset.query_exclude_difficult is False
+    assert cfg.train_dataloader.dataset.class_sampling == 'inverse_frequency'
+    loaders = _query_loaders(cfg)
+    assert len(loaders) == 3 and all(t.pad_to_square for t in loaders)
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert evaluator.eval_mode == '11points'
+
+
+#: The README's options for our easier protocol (evaluation, training).
+OURS_TEST = ('test_dataloader.dataset.query_exclude_difficult=True '
+             'test_dataloader.dataset.query_min_size=32 '
+             'test_dataloader.dataset.pipeline.3.pad_to_square=False '
+             'test_evaluator.eval_mode=area')
+OURS_TRAIN = ('train_dataloader.dataset.query_exclude_difficult=True '
+              'train_dataloader.dataset.query_min_size=32 '
+              'train_dataloader.dataset.class_sampling=uniform '
+              'train_dataloader.dataset.pipeline.2.pad_to_square=False')
+
+
+def test_readme_options_give_our_protocol():
+    cfg = _load('updetr/oneshot_voc0712_300e.py')
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args(['--cfg-options'] +
+                             (OURS_TEST + ' ' + OURS_TRAIN).split())
+    cfg.merge_from_dict(args.cfg_options)
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        assert loader.dataset.query_min_size == 32
+        assert loader.dataset.query_exclude_difficult is True
+    assert cfg.train_dataloader.dataset.class_sampling == 'uniform'
+    assert cfg.test_evaluator.eval_mode == 'area'
+    train, val, test = _query_loaders(cfg)
+    assert train.pad_to_square is False and test.pad_to_square is False
+    assert val.pad_to_square is True  # validation while training: CoAE's
+    readme = (REPO / 'README.md').read_text()
+    # The README gives them (commands with line continuations).
+    words = ' '.join(readme.replace('\\\n', ' ').split())
+    assert OURS_TEST in words and OURS_TRAIN in words
 
 
 def test_optimizer_lrs_of_the_tiny_model():

@@ -17,6 +17,8 @@ from mmdet_updetr.testing import class_colour, write_tiny_voc
 REPO = Path(__file__).resolve().parents[2]
 UNSEEN = ('aeroplane', 'cat', 'cow', 'sheep')
 CLASSES = OneShotVOCDataset.METAINFO['classes']
+#: Our easier query pool (CoAE's keeps every box).
+OURS = dict(query_min_size=32, query_exclude_difficult=True)
 
 # (class, xmin, ymin, xmax, ymax, difficult) in VOC's 1-based pixels.
 TRAINVAL = {
@@ -80,7 +82,6 @@ def voc_cfg(root, split, test_mode=False):
 def build(root, test_mode=False, pipeline=(), **kwargs):
     init_default_scope('mmdet')
     split = 'test' if test_mode else 'trainval'
-    kwargs.setdefault('query_min_size', 32)
     return OneShotVOCDataset(
         dataset=voc_cfg(root, split, test_mode),
         test_mode=test_mode,
@@ -107,17 +108,30 @@ def training_pairs(dataset, rounds):
     return [dataset[i] for _ in range(rounds) for i in range(len(dataset))]
 
 
-def test_query_pool_leaves_out_difficult_and_tiny_boxes(voc_root):
-    dataset = build(voc_root)
-    pool = {(dataset.img_infos[i]['img_id'], tuple(b.tolist()))
+def _pool(dataset):
+    return {(dataset.img_infos[i]['img_id'], tuple(b.tolist()))
             for i, b in zip(dataset.pool_imgs, dataset.pool_bboxes)}
+
+
+def test_query_pool_is_every_box_as_coae(voc_root):
+    pool = _pool(build(voc_root))
+    assert ('t3', (10., 10., 69., 99.)) in pool  # difficult person
+    assert ('t3', (100., 20., 109., 29.)) in pool  # 9 x 9 car
+    assert len(pool) == 13
+    test_pool = _pool(build(voc_root, test_mode=True))
+    assert ('e0', (70., 10., 119., 59.)) in test_pool  # difficult cat
+    assert len(test_pool) == 9  # every box of the test images
+
+
+def test_our_query_pool_leaves_out_difficult_and_tiny_boxes(voc_root):
+    pool = _pool(build(voc_root, **OURS))
     assert ('t3', (10., 10., 69., 99.)) not in pool  # difficult person
     assert ('t3', (100., 20., 109., 29.)) not in pool  # 9 x 9 car
     assert ('t1', (90., 10., 139., 99.)) in pool
     assert len(pool) == 11  # all 13 boxes but those two
-    everything = build(
-        voc_root, query_min_size=0, query_exclude_difficult=False)
-    assert len(everything.pool_labels) == 13
+    assert len(build(voc_root, query_exclude_difficult=True).pool_labels) \
+        == 12
+    assert len(build(voc_root, query_min_size=32).pool_labels) == 12
 
 
 def test_training_never_queries_the_same_image(voc_root):
@@ -163,6 +177,56 @@ def test_unseen_classes_never_appear_in_training_pairs(voc_root):
             for i in range(len(strict))] == ['t1', 't3', 't5']
 
 
+def _class_frequency(dataset, img_id, name, draws):
+    """How often the training pairs of ``img_id`` query ``name``."""
+    info = [
+        dataset.get_data_info(i) for i in range(len(dataset))
+        if dataset.get_data_info(i)['img_id'] == img_id
+    ][0]
+    np.random.seed(0)
+    labels = [
+        dataset.draw_training_pair(info)['oneshot_class'] for _ in range(draws)
+    ]
+    return labels.count(CLASSES.index(name)) / draws
+
+
+def test_training_classes_are_drawn_by_inverse_frequency(voc_root):
+    """CoAE's draw: one over the class's number of training boxes
+    (difficult ones counted). t1 holds a dog (4 dogs in all) and a person
+    (3 persons, one difficult): dog 1/4 / (1/4 + 1/3) = 3/7."""
+    dataset = build(voc_root)
+    assert dataset.class_sampling == 'inverse_frequency'
+    weights = dataset.class_weights
+    assert weights[CLASSES.index('dog')] == pytest.approx(1 / 4)
+    assert weights[CLASSES.index('person')] == pytest.approx(1 / 3)
+    assert weights[CLASSES.index('car')] == pytest.approx(1 / 3)
+    assert weights[CLASSES.index('bus')] == 0  # no box
+    # 7000 draws: standard deviation 0.006; uniform would give 0.5.
+    assert _class_frequency(dataset, 't1', 'dog', 7000) == pytest.approx(
+        3 / 7, abs=0.02)
+    uniform = build(voc_root, class_sampling='uniform')
+    assert _class_frequency(uniform, 't1', 'dog', 7000) == pytest.approx(
+        0.5, abs=0.02)
+
+
+def test_protocol_is_in_the_metainfo(voc_root):
+    loader = dict(type='LoadOneShotQuery', patch_size=16, augment=False)
+    coae = build(voc_root, test_mode=True, pipeline=[loader])
+    assert coae.metainfo['oneshot_protocol'] == dict(
+        query_pool=('every box of the class', True),
+        query_crop=('padded to a square', True))
+    ours = build(
+        voc_root,
+        test_mode=True,
+        pipeline=[dict(loader, pad_to_square=False)],
+        **OURS)
+    assert ours.metainfo['oneshot_protocol'] == dict(
+        query_pool=('boxes of the class not difficult, sides >= 32 px', False),
+        query_crop=('stretched', False))
+    assert build(voc_root).metainfo['oneshot_protocol']['query_crop'] == (
+        'unknown', False)
+
+
 def test_training_draws_follow_numpy_seed(voc_root):
     dataset = build(voc_root)
     first = [(p['oneshot_class'], p['query_img_id'], p['query_bbox'])
@@ -191,21 +255,26 @@ def test_test_episodes_cover_every_class_with_five_draws(voc_root):
     for e in episodes:
         name = CLASSES[e['oneshot_class']]
         assert e['query_img_id'] != e['img_id']
-        assert [b - 1 for b in e['query_bbox']] in [[
-            v - 1 for v in b
-        ] for b in written_boxes(e['query_img_id'], name, difficult=0)]
+        assert [b - 1 for b in e['query_bbox']
+                ] in [[v - 1 for v in b]
+                      for b in written_boxes(e['query_img_id'], name)]
         assert [i['bbox']
                 for i in e['instances']] == written_boxes(e['img_id'], name)
         # Difficult boxes stay, flagged to be ignored.
         assert [i['ignore_flag'] for i in e['instances']
                 ] == [d for n, *_, d in TEST[e['img_id']] if n == name]
     assert sorted({e['oneshot_draw'] for e in episodes}) == [0, 1, 2, 3, 4]
-    # e0's cat is difficult: never a query; e1's and e2's cats are.
-    cat_queries = {
-        e['query_img_id']
-        for e in episodes if CLASSES[e['oneshot_class']] == 'cat'
-    }
-    assert cat_queries == {'e1', 'e2'}
+
+    def cat_queries(dataset):
+        return {
+            dataset.get_data_info(i)['query_img_id']
+            for i in range(len(dataset))
+            if CLASSES[dataset.get_data_info(i)['oneshot_class']] == 'cat'
+        }
+
+    # e0's cat is difficult: a query all the same (CoAE), but not in ours.
+    assert cat_queries(dataset) == {'e0', 'e1', 'e2'}
+    assert cat_queries(build(voc_root, test_mode=True, **OURS)) == {'e1', 'e2'}
 
 
 def test_test_queries_are_the_shuffled_pool_of_other_images(voc_root):
@@ -277,7 +346,11 @@ def test_pipeline_crops_the_query_and_packs_one_patch(voc_root):
     pipeline = [
         dict(type='LoadImageFromFile'),
         dict(type='LoadAnnotations', with_bbox=True),
-        dict(type='LoadOneShotQuery', patch_size=16, augment=False),
+        dict(
+            type='LoadOneShotQuery',
+            patch_size=16,
+            augment=False,
+            pad_to_square=False),
         dict(
             type='PackUPDETRInputs',
             meta_keys=('img_id', 'oneshot_class', 'oneshot_draw',
@@ -304,6 +377,8 @@ def test_bad_arguments_are_named(voc_root):
         build(voc_root, unseen_classes=('cat', 'unicorn'))
     with pytest.raises(ValueError, match='num_draws'):
         build(voc_root, num_draws=0)
+    with pytest.raises(ValueError, match="class_sampling.*'frequency'"):
+        build(voc_root, class_sampling='frequency')
     # The wrapped dataset's classes hold no seen class.
     with pytest.raises(ValueError, match=r'every class.*no seen class'):
         OneShotVOCDataset(

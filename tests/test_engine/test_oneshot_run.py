@@ -70,6 +70,10 @@ def test_tiny_oneshot_run_from_pretraining(tmp_path, tiny_pretrain_checkpoint):
     assert 'dropped | bbox_head.feature_align' in log
     assert 'One-shot AP50' in log
     assert '| seen AP50 |' in log and '| unseen AP50 |' in log
+    # The config's protocol is CoAE's, and the log says so.
+    assert ("Protocol: CoAE's (VOC2007 11-point AP50; query pool: every box "
+            'of the class; query crop: padded to a square)') in log
+    assert 'query classes drawn by inverse box frequency (CoAE)' in log
 
     # `--out`-style dumps carry predictions, not the query crops.
     episodes = pickle.load(open(dump, 'rb'))

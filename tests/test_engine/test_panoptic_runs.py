@@ -71,6 +71,8 @@ def test_panoptic_configs_state_their_batch():
             assert f'8 GPUs x {batch} images, {epochs} epochs' in f.read()
         if 'mask' in name:
             assert cfg.model.freeze_detector
+            # The UP-DETR reference's per-head attention maps.
+            assert cfg.model.bbox_head.softmax_per_head is True
             assert cfg.load_from.endswith(
                 name.replace('mask_coco_25e', 'box_coco_300e/epoch_300.pth'))
         if name.startswith('panoptic_box'):

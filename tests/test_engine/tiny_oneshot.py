@@ -16,8 +16,7 @@ def tiny_oneshot_cfg(tmp_path,
     The model is ``get_tiny_cfg``'s (ResNet-18, width 32, one encoder and
     one decoder layer) with N=10 queries and one query crop; it starts from
     ``checkpoint`` (a tiny pre-training run) or from scratch if None. Images
-    stay at 96 x 128, query crops are 32 x 32, query boxes down to 8 px are
-    used.
+    stay at 96 x 128, query crops are 32 x 32; the config's CoAE protocol.
     """
     root = osp.join(tmp_path, 'VOCdevkit')
     write_tiny_voc(
@@ -30,7 +29,6 @@ def tiny_oneshot_cfg(tmp_path,
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
         dataset = loader.dataset
-        dataset.query_min_size = 8
         inner = dataset.dataset
         for voc in inner.get('datasets', [inner]):
             voc.data_root = root

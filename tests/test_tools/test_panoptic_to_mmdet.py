@@ -9,11 +9,14 @@ strictly into our tiny ``UPDETRPanoptic`` with the right classifier rows.
 
 Equivalence: a random tiny reference panoptic model
 (``tests/reference/detr_panoptic_reference.py``: ResNet-18, width 128, 8
-heads as GroupNorm(8) needs, 1 + 1 layers, N = 6, 251-way classifier), pre-
-and post-norm, converted and loaded strictly into our model, must give the
-reference's class logits (our 134 rows), boxes, attention maps and masks on
-a padded batch of two sizes; and our ``DETRFusionHead`` the reference's
-``PostProcessPanoptic`` segmentation.
+heads as GroupNorm(8) needs, 1 + 1 layers, N = 6, 251-way classifier), as
+dddzg/up-detr builds it (pre-norm, attention maps softmaxed per head) and as
+facebookresearch/detr does (post-norm, one softmax over heads and
+positions), and the two other mixes, converted and loaded strictly into our
+model (our configs' per-head default; ``softmax_per_head=False`` for the
+joint form), must give the reference's class logits (our 134 rows), boxes,
+attention maps and masks on a padded batch of two sizes; and our
+``DETRFusionHead`` the reference's ``PostProcessPanoptic`` segmentation.
 """
 import importlib.util
 import io
@@ -137,11 +140,45 @@ def test_unknown_keys_are_named(reference_sd):
 def test_tool_writes_a_loadable_checkpoint(reference_sd, tmp_path, capsys):
     src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
     torch.save(dict(model=reference_sd, epoch=24), src)
-    panoptic_to_mmdet.convert(str(src), str(dst))
-    assert 'pre-norm' in capsys.readouterr().out
+    tool = panoptic_to_mmdet
+    tool.convert(str(src), str(dst))
+    out = capsys.readouterr().out
+    assert 'pre-norm' in out and 'softmax per head (dddzg/up-detr)' in out
+    assert 'load it as is' in out
     checkpoint = torch.load(dst, map_location='cpu')
     assert checkpoint['meta']['pre_norm'] is True
+    assert checkpoint['meta']['softmax_per_head'] is True
+    assert checkpoint['meta']['cfg_options'] == []
     _our_model().load_state_dict(checkpoint['state_dict'], strict=True)
+    # facebookresearch/detr's kind (post-norm): the joint softmax too.
+    post = {
+        k: v
+        for k, v in reference_sd.items()
+        if not k.startswith('detr.transformer.encoder.norm.')
+    }
+    assert len(post) == len(reference_sd) - 2
+    torch.save(dict(model=post), src)
+    tool.convert(str(src), str(dst))
+    out = capsys.readouterr().out
+    assert 'post-norm' in out and 'one softmax over heads' in out
+    options = torch.load(dst, map_location='cpu')['meta']['cfg_options']
+    assert options == [
+        'model.encoder.normalize_before=False',
+        'model.decoder.normalize_before=False',
+        'model.bbox_head.softmax_per_head=False'
+    ]
+    assert 'need --cfg-options ' + ' '.join(options) in out
+    # The guess can be overridden.
+    tool.convert(str(src), str(dst), attention_softmax='per-head')
+    assert 'softmax per head (dddzg/up-detr) (as told)' in \
+        capsys.readouterr().out
+    options = torch.load(dst, map_location='cpu')['meta']['cfg_options']
+    assert options == [
+        'model.encoder.normalize_before=False',
+        'model.decoder.normalize_before=False'
+    ]
+    with pytest.raises(ValueError, match='attention_softmax'):
+        tool.convert(str(src), str(dst), attention_softmax='flatten3')
     # A detector checkpoint (no mask head) is refused with a hint.
     detector = {k: v for k, v in reference_sd.items() if k.startswith('detr')}
     torch.save(dict(model=detector), src)
@@ -159,9 +196,11 @@ IMG_SHAPES = ((160, 224), (192, 160))  # (h, w), padded to (192, 224)
 ATOL = 1e-5
 
 
-def _random_reference(pre_norm: bool) -> torch.nn.Module:
+def _random_reference(pre_norm: bool,
+                      softmax_per_head: bool) -> torch.nn.Module:
     """A tiny reference DETRsegm, eval mode, every 1-D tensor randomised
-    (biases of the mask branches included, which the reference zeroes)."""
+    (biases of the mask branches included, which the reference zeroes).
+    The same weights whatever the softmax (it has none)."""
     torch.manual_seed(0)
     model = build_reference_panoptic(
         num_queries=EQ_QUERIES,
@@ -171,18 +210,21 @@ def _random_reference(pre_norm: bool) -> torch.nn.Module:
         dec_layers=1,
         dim_feedforward=2 * EQ_DIM,
         dropout=0.,
-        pre_norm=pre_norm)
+        pre_norm=pre_norm,
+        softmax_per_head=softmax_per_head)
     randomize_1d_(model)
     with torch.no_grad():
-        # The maps (~1 / (heads * h * w) each) are the only per-query input
-        # of the mask head; trained weights amplify them, random ones would
-        # leave all queries' masks nearly equal.
+        # The maps (~1 / (h * w) each per head, ~1 / (heads * h * w)
+        # jointly) are the only per-query input of the mask head; trained
+        # weights amplify them, random ones would leave all queries' masks
+        # nearly equal.
         model.mask_head.lay1.weight[:, -EQ_HEADS:] *= 300.
     return model.eval()
 
 
-def _our_equivalent_model(pre_norm: bool):
-    """Our tiny panoptic model with the reference's sizes, GroupNorm(8)."""
+def _our_equivalent_model(pre_norm: bool, softmax_per_head: bool):
+    """Our tiny panoptic model with the reference's sizes, GroupNorm(8);
+    the config's attention softmax unless ``softmax_per_head`` is False."""
     cfg = get_tiny_cfg(
         'updetr/detr_panoptic_mask_coco_25e.py',
         embed_dims=EQ_DIM,
@@ -195,6 +237,8 @@ def _our_equivalent_model(pre_norm: bool):
                 attn.num_heads = EQ_HEADS
     model.bbox_head.update(
         num_heads=EQ_HEADS, mask_norm_cfg=dict(type='GN', num_groups=8))
+    if not softmax_per_head:  # facebookresearch/detr's joint softmax
+        model.bbox_head.softmax_per_head = False
     return MODELS.build(model)
 
 
@@ -232,12 +276,24 @@ def _run_both(reference, model):
     return out, ours, maps
 
 
-@pytest.mark.parametrize('pre_norm', [True, False], ids=['pre', 'post'])
-def test_converted_model_gives_reference_outputs(pre_norm):
+#: (pre_norm, softmax_per_head): dddzg/up-detr's panoptic model,
+#: facebookresearch/detr's, and the two other mixes.
+REFERENCE_KINDS = dict(
+    updetr=(True, True),
+    detr=(False, False),
+    pre_joint=(True, False),
+    post_per_head=(False, True))
+
+
+@pytest.mark.parametrize(
+    'pre_norm,softmax_per_head',
+    list(REFERENCE_KINDS.values()),
+    ids=list(REFERENCE_KINDS))
+def test_converted_model_gives_reference_outputs(pre_norm, softmax_per_head):
     """Classes of our rows, boxes of every layer, attention maps and masks
     of the converted model equal the reference's on a padded batch."""
-    reference = _random_reference(pre_norm)
-    model = _our_equivalent_model(pre_norm)
+    reference = _random_reference(pre_norm, softmax_per_head)
+    model = _our_equivalent_model(pre_norm, softmax_per_head)
     model.load_state_dict(
         convert_panoptic_state_dict(reference.state_dict()), strict=True)
     out, (cls, boxes, masks), maps = _run_both(reference, model.eval())
@@ -253,12 +309,16 @@ def test_converted_model_gives_reference_outputs(pre_norm):
         torch.stack([layer['pred_boxes'] for layer in layers]),
         atol=ATOL,
         rtol=1e-5)
-    # Maps normalised over heads and positions together: each query's
-    # maps sum to 1 over all heads (per head: 1 each).
+    # Per head, each head's map sums to 1; jointly, each query's maps over
+    # all heads together.
     assert maps['ours'].shape == (2, EQ_QUERIES, EQ_HEADS, 6, 7)
     torch.testing.assert_close(maps['ours'], maps['ref'], atol=1e-6, rtol=0)
-    torch.testing.assert_close(maps['ours'].sum((2, 3, 4)),
-                               torch.ones(2, EQ_QUERIES))
+    if softmax_per_head:
+        torch.testing.assert_close(maps['ours'].sum((3, 4)),
+                                   torch.ones(2, EQ_QUERIES, EQ_HEADS))
+    else:
+        torch.testing.assert_close(maps['ours'].sum((2, 3, 4)),
+                                   torch.ones(2, EQ_QUERIES))
     assert masks.shape == (2, EQ_QUERIES, 48, 56)  # stride 4 of (192, 224)
     torch.testing.assert_close(masks, out['pred_masks'], atol=ATOL, rtol=1e-5)
 

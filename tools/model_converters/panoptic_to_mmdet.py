@@ -11,10 +11,22 @@ no object last, and writes ``{'state_dict', 'meta'}``, which
 ``tools/test.py`` and ``load_from`` read with
 ``configs/updetr/panoptic_mask_coco_25e.py``.
 
-DETR's own panoptic models are post-norm: test them with
-``--cfg-options model.encoder.normalize_before=False
-model.decoder.normalize_before=False``; a pre-norm (UP-DETR) one loads as
-is. The tool says which it found.
+The two kinds of checkpoint differ in two ways, and our configs are set
+for UP-DETR's:
+
+- dddzg/up-detr (UP-DETR's panoptic models): pre-norm transformer, attention
+  maps softmaxed per head (``softmax(weights.flatten(3))``, the reference's
+  form since March 2021, after facebookresearch/detr#247). Loads as is.
+- facebookresearch/detr (DETR's own panoptic models): post-norm, one softmax
+  over heads and positions together (``flatten(2)``), with which they were
+  trained. Test them with ``--cfg-options
+  model.encoder.normalize_before=False model.decoder.normalize_before=False
+  model.bbox_head.softmax_per_head=False``.
+
+The tool tells them apart by the pre-norm encoder's final norm (only
+UP-DETR's transformer has it), says which it found and prints the options;
+``--attention-softmax per-head|joint`` overrides the guess for the maps
+(e.g. a post-norm model trained with dddzg/up-detr's code).
 
 Example::
 
@@ -23,7 +35,8 @@ Example::
     python tools/test.py configs/updetr/panoptic_mask_coco_25e.py \\
         checkpoints/detr_r50_panoptic_mmdet.pth --cfg-options \\
         model.encoder.normalize_before=False \\
-        model.decoder.normalize_before=False
+        model.decoder.normalize_before=False \\
+        model.bbox_head.softmax_per_head=False
 """
 import argparse
 import json
@@ -56,6 +69,14 @@ def parse_args() -> argparse.Namespace:
         '--ann-file',
         help='a COCO panoptic json: take the category ids of mmdet\'s 133 '
         'class names from it instead of the built-in table')
+    parser.add_argument(
+        '--attention-softmax',
+        choices=('auto', 'per-head', 'joint'),
+        default='auto',
+        help='the form of the attention maps the checkpoint was trained '
+        'with: per-head (dddzg/up-detr), joint (facebookresearch/detr); auto '
+        '(default) takes per-head for a pre-norm checkpoint, joint for a '
+        'post-norm one')
     return parser.parse_args()
 
 
@@ -71,15 +92,46 @@ def category_ids_from_json(ann_file: str) -> List[int]:
     return [name_to_id[n] for n in names]
 
 
+def needed_cfg_options(pre_norm: bool, softmax_per_head: bool) -> List[str]:
+    """The ``--cfg-options`` our panoptic configs need for a checkpoint.
+
+    Args:
+        pre_norm (bool): The transformer is pre-norm.
+        softmax_per_head (bool): The attention maps are softmaxed per head.
+
+    Returns:
+        list[str]: ``key=value`` options, empty for an UP-DETR checkpoint.
+    """
+    options = [] if pre_norm else [
+        'model.encoder.normalize_before=False',
+        'model.decoder.normalize_before=False'
+    ]
+    if not softmax_per_head:
+        options.append('model.bbox_head.softmax_per_head=False')
+    return options
+
+
 def convert(src: str,
             dst: str,
             ann_file: Optional[str] = None,
-            unsafe_load: bool = False) -> dict:
+            unsafe_load: bool = False,
+            attention_softmax: str = 'auto') -> dict:
     """Convert ``src`` and save ``{'state_dict', 'meta'}`` to ``dst``.
+
+    Args:
+        src (str): The reference checkpoint.
+        dst (str): Where to save ours.
+        ann_file (str, optional): A COCO panoptic json for the category ids.
+        unsafe_load (bool): Load ``src`` with ``weights_only=False``.
+        attention_softmax (str): 'per-head', 'joint', or 'auto' (per-head
+            for a pre-norm checkpoint, joint for a post-norm one).
 
     Returns:
         dict: The saved checkpoint.
     """
+    if attention_softmax not in ('auto', 'per-head', 'joint'):
+        raise ValueError("attention_softmax must be 'auto', 'per-head' or "
+                         f"'joint', got {attention_softmax!r}")
     src_sd = get_model_state_dict(load_reference_checkpoint(src, unsafe_load))
     if not any(k.startswith('mask_head.') for k in src_sd):
         raise SystemExit(f'{src} has no mask_head: not a panoptic (DETRsegm)'
@@ -88,25 +140,34 @@ def convert(src: str,
         COCO_PANOPTIC_CATEGORY_IDS
     state_dict = convert_panoptic_state_dict(src_sd, panoptic_class_rows(ids))
     pre_norm = PANOPTIC_PRE_NORM_KEY in src_sd
+    per_head = pre_norm if attention_softmax == 'auto' else \
+        attention_softmax == 'per-head'
+    options = needed_cfg_options(pre_norm, per_head)
     meta = dict(
         converted_from=osp.basename(src),
         source='DETRsegm panoptic model (facebookresearch/detr format)',
-        pre_norm=pre_norm)
+        pre_norm=pre_norm,
+        softmax_per_head=per_head,
+        cfg_options=options)
     torch.save(dict(state_dict=state_dict, meta=meta), dst)
     print(f'converted {len(src_sd)} reference keys into {len(state_dict)} '
           f'keys; classifier rows: {len(ids)} category ids + no object')
     print('transformer: ' +
-          ('pre-norm (UP-DETR): our configs load it as is'
-           if pre_norm else 'post-norm (DETR): add --cfg-options '
-           'model.encoder.normalize_before=False '
-           'model.decoder.normalize_before=False'))
+          ('pre-norm (UP-DETR)' if pre_norm else 'post-norm (DETR)'))
+    print('attention maps: ' +
+          ('softmax per head (dddzg/up-detr)' if per_head else
+           'one softmax over heads and positions (facebookresearch/detr)') +
+          ('' if attention_softmax == 'auto' else ' (as told)'))
+    need = 'need --cfg-options ' + ' '.join(options)
+    print('our panoptic configs ' + (need if options else 'load it as is'))
     print(f'saved to {dst}')
     return dict(state_dict=state_dict, meta=meta)
 
 
 def main() -> None:
     args = parse_args()
-    convert(args.src, args.dst, args.ann_file, args.unsafe_load)
+    convert(args.src, args.dst, args.ann_file, args.unsafe_load,
+            args.attention_softmax)
 
 
 if __name__ == '__main__':

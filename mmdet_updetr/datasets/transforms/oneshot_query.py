@@ -14,17 +14,42 @@ from mmdet_updetr.augmentation import QueryPatchAugmentation
 from .query_patch import crop_patches
 
 
+def pad_to_square(crop: np.ndarray, pad_val: int = 0) -> np.ndarray:
+    """Pad a crop to a square, centred, as CoAE pads its query crops.
+
+    The side is the crop's longer side; the crop sits at offset
+    ``side // 2 - size // 2`` along its shorter side (CoAE's ``crop`` in
+    ``lib/model/utils/blob.py``), the rest is ``pad_val`` (CoAE: zeros,
+    black pixels, before normalisation). Unlike CoAE's code, a crop whose
+    longer side is odd keeps its last row or column.
+
+    Args:
+        crop (np.ndarray): Image crop (h, w, c).
+        pad_val (int): Value of the padding. Defaults to 0.
+
+    Returns:
+        np.ndarray: The (side, side, c) square, ``crop``'s dtype.
+    """
+    height, width = crop.shape[:2]
+    side = max(height, width)
+    top, left = side // 2 - height // 2, side // 2 - width // 2
+    square = np.full((side, side) + crop.shape[2:], pad_val, crop.dtype)
+    square[top:top + height, left:left + width] = crop
+    return square
+
+
 @TRANSFORMS.register_module()
 class LoadOneShotQuery(BaseTransform):
     """Load the query image of a one-shot pair and crop its query object.
 
     :class:`~mmdet_updetr.datasets.OneShotVOCDataset` names, per sample, the
     image and the ground-truth box of the query object (``query_img_path``,
-    ``query_bbox``). This transform reads that image, crops the box and
-    resizes it to ``patch_size`` (aspect ratio not kept) with
-    :func:`crop_patches`, and draws its augmentation with the pre-training
-    patches' :class:`QueryPatchAugmentation` (one patch): SimCLR-style
-    colour jitter, grayscale and Gaussian blur, drawn here under
+    ``query_bbox``). This transform reads that image, crops the box, pads it
+    to a square with black (CoAE's query crop, :func:`pad_to_square`; with
+    ``pad_to_square=False`` the box is stretched instead), resizes it to
+    ``patch_size`` with :func:`crop_patches`, and draws its augmentation
+    with the pre-training patches' :class:`QueryPatchAugmentation` (one
+    patch): SimCLR-style colour jitter, grayscale and Gaussian blur, drawn here under
     ``cache_randomness`` and applied by :class:`UPDETRDataPreprocessor`. So
     :class:`PackUPDETRInputs` and the data preprocessor work unchanged, with
     ``M = 1``.
@@ -48,6 +73,11 @@ class LoadOneShotQuery(BaseTransform):
             (training); False: the crop is left as it is (testing); a dict:
             the arguments of :class:`QueryPatchAugmentation`.
             Defaults to True.
+        pad_to_square (bool): Pad the box's crop to a square (black,
+            centred) before resizing it, keeping the object's aspect ratio,
+            as CoAE (Hsieh et al., NeurIPS 2019), whose protocol the paper's
+            Table 3 follows. False stretches the box to ``patch_size``.
+            Defaults to True.
         interpolation (str): Interpolation of the resize. Defaults to
             'bilinear'.
         backend_args (dict, optional): File backend of the query image.
@@ -57,10 +87,12 @@ class LoadOneShotQuery(BaseTransform):
     def __init__(self,
                  patch_size: Union[int, Tuple[int, int]] = 128,
                  augment: Union[bool, dict] = True,
+                 pad_to_square: bool = True,
                  interpolation: str = 'bilinear',
                  backend_args: Optional[dict] = None) -> None:
         self.patch_size = tuple(to_2tuple(patch_size))
         self.augmentation = QueryPatchAugmentation.from_cfg(augment)
+        self.pad_to_square = pad_to_square
         self.interpolation = interpolation
         self.backend_args = backend_args
 
@@ -96,6 +128,11 @@ class LoadOneShotQuery(BaseTransform):
         """
         height, width = img.shape[:2]
         box = self.crop_box(bbox, width, height)
+        if self.pad_to_square:
+            # UP-DETR: CoAE's query crop, the box padded to a square first.
+            (x1, y1, x2, y2), = box
+            img = pad_to_square(img[y1:y2, x1:x2])
+            box = np.array([[0, 0, img.shape[1], img.shape[0]]])
         return crop_patches(img, box, self.patch_size, self.interpolation)
 
     @cache_randomness
@@ -140,6 +177,7 @@ class LoadOneShotQuery(BaseTransform):
         repr_str = self.__class__.__name__
         repr_str += f'(patch_size={self.patch_size}, '
         repr_str += f'augment={self.augmentation.enabled}, '
+        repr_str += f'pad_to_square={self.pad_to_square}, '
         repr_str += f'{self.augmentation.args_repr()}, '
         repr_str += f"interpolation='{self.interpolation}', "
         repr_str += f'backend_args={self.backend_args})'

@@ -35,7 +35,9 @@ class PanopticDETRHead(MatchedDETRHead):
         fpn_channels (Sequence[int]): Channels of the CNN features at
             strides 16, 8, 4. Defaults to ResNet-50's (1024, 512, 256).
         softmax_per_head (bool): See :class:`MHAttentionMap`. Defaults to
-            False (the reference's joint softmax).
+            True (per head, the UP-DETR reference's); False for
+            facebookresearch/detr's own panoptic checkpoints (joint softmax
+            over heads and positions).
         mask_norm_cfg (dict): Norm of the conv head. Defaults to GroupNorm
             with 8 groups.
         loss_mask (dict): Sigmoid focal loss on mask pixels.
@@ -50,7 +52,7 @@ class PanopticDETRHead(MatchedDETRHead):
                  num_classes: int = 133,
                  num_heads: int = 8,
                  fpn_channels: Sequence[int] = (1024, 512, 256),
-                 softmax_per_head: bool = False,
+                 softmax_per_head: bool = True,
                  mask_norm_cfg: ConfigType = dict(type='GN', num_groups=8),
                  loss_mask: ConfigType = dict(
                      type='FocalLoss',

@@ -23,11 +23,14 @@ class MHAttentionMap(BaseModule):
         num_heads (int): Number of heads (maps per query).
         dropout (float): Dropout on the weights. Defaults to 0.
         bias (bool): Whether the projections have a bias. Defaults to True.
-        softmax_per_head (bool): Normalise each head's map over its spatial
-            positions. False (the default) normalises over heads and
-            positions together, as the reference code does
-            (``softmax(weights.flatten(2))`` on (bs, nq, heads, h, w)); the
-            reference's panoptic checkpoints were trained that way.
+        softmax_per_head (bool): True (the default) normalises each head's
+            map over its spatial positions, as the UP-DETR reference does
+            (``softmax(weights.flatten(3))`` on (bs, nq, heads, h, w); it
+            changed to that in March 2021, after facebookresearch/detr#247).
+            False normalises over heads and positions together
+            (``softmax(weights.flatten(2))``), as facebookresearch/detr
+            does: its own panoptic checkpoints were trained that way and
+            need it. Defaults to True.
         init_cfg (dict, optional): Initialisation config. Defaults to None
             (xavier-uniform weights, zero biases, as the reference).
     """
@@ -38,7 +41,7 @@ class MHAttentionMap(BaseModule):
                  num_heads: int,
                  dropout: float = 0.,
                  bias: bool = True,
-                 softmax_per_head: bool = False,
+                 softmax_per_head: bool = True,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if hidden_dims % num_heads:

@@ -6,6 +6,7 @@ from mmcv.transforms.utils import cache_random_params
 from mmdet_updetr.augmentation import IDENTITY_AUG_PARAMS, NUM_AUG_PARAMS
 from mmdet_updetr.datasets.transforms import (LoadOneShotQuery,
                                               QueryPatchTransform)
+from mmdet_updetr.datasets.transforms.oneshot_query import pad_to_square
 
 
 @pytest.fixture
@@ -20,8 +21,10 @@ def query_file(tmp_path):
     return str(path)
 
 
-def test_crop_is_the_query_box_resized(query_file):
-    transform = LoadOneShotQuery(patch_size=(24, 16), augment=False)
+def test_crop_is_the_query_box_stretched(query_file):
+    """``pad_to_square=False``: the box alone, stretched to the size."""
+    transform = LoadOneShotQuery(
+        patch_size=(24, 16), augment=False, pad_to_square=False)
     results = transform(
         dict(query_img_path=query_file, query_bbox=[20., 10., 50., 30.]))
     patch = results['query_patches']
@@ -30,6 +33,48 @@ def test_crop_is_the_query_box_resized(query_file):
     assert (patch == np.array([10, 200, 30], np.uint8)).all()
     np.testing.assert_array_equal(results['query_patch_aug'],
                                   [IDENTITY_AUG_PARAMS])
+
+
+BLOCK = np.array([10, 200, 30], np.uint8)
+
+
+def test_crop_is_padded_to_a_square_by_default(query_file):
+    """CoAE's crop: the 30 x 20 block centred in a black 30 x 30 square
+    (5 rows above, 5 below), then resized (here to its own size)."""
+    transform = LoadOneShotQuery(patch_size=30, augment=False)
+    assert transform.pad_to_square
+    patch = transform(
+        dict(query_img_path=query_file, query_bbox=[20., 10., 50.,
+                                                    30.]))['query_patches'][0]
+    assert patch.shape == (30, 30, 3)
+    assert (patch[:5] == 0).all() and (patch[25:] == 0).all()
+    assert (patch[5:25] == BLOCK).all()
+    # A tall box (x 20..29, y 10..29, 10 x 20): 5 black columns each side.
+    patch = LoadOneShotQuery(
+        patch_size=20, augment=False)(dict(
+            query_img_path=query_file, query_bbox=[20., 10., 30.,
+                                                   30.]))['query_patches'][0]
+    assert (patch[:, :5] == 0).all() and (patch[:, 15:] == 0).all()
+    assert (patch[:, 5:15] == BLOCK).all()
+    assert 'pad_to_square=True' in repr(transform)
+
+
+def test_pad_to_square_places_the_crop_as_coae():
+    """Offset ``side // 2 - size // 2`` along the shorter side, zeros
+    around; a square is left as it is."""
+    crop = np.arange(1, 2 * 5 * 3 + 1, dtype=np.uint8).reshape(2, 5, 3)
+    square = pad_to_square(crop)
+    assert square.shape == (5, 5, 3) and square.dtype == np.uint8
+    # 5 // 2 - 2 // 2 = 1 row above, 2 below.
+    np.testing.assert_array_equal(square[1:3], crop)
+    assert (square[[0, 3, 4]] == 0).all()
+    tall = pad_to_square(np.full((7, 2, 3), 9, np.uint8), pad_val=5)
+    assert tall.shape == (7, 7, 3)
+    # 7 // 2 - 2 // 2 = 2 columns left, 3 right.
+    assert (tall[:, 2:4] == 9).all()
+    assert (tall[:, [0, 1, 4, 5, 6]] == 5).all()
+    same = np.ones((4, 4, 3), np.uint8)
+    np.testing.assert_array_equal(pad_to_square(same), same)
 
 
 def test_crop_window_rounds_outwards_and_clips():

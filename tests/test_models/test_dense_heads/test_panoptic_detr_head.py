@@ -72,6 +72,20 @@ def test_class_weight_has_no_object_weight():
     assert head.bg_cls_weight == 0.1
 
 
+def test_attention_maps_are_per_head_unless_told():
+    """The UP-DETR reference's per-head softmax by default; the joint one
+    (facebookresearch/detr's checkpoints) on request."""
+    assert _head().bbox_attention.softmax_per_head
+    joint = PanopticDETRHead(
+        num_classes=4,
+        embed_dims=32,
+        num_heads=2,
+        fpn_channels=(16, 8, 8),
+        softmax_per_head=False,
+        mask_norm_cfg=dict(type='GN', num_groups=2))
+    assert not joint.bbox_attention.softmax_per_head
+
+
 def test_mask_losses_match_the_reference():
     head = _head()
     rng = np.random.RandomState(0)

@@ -46,10 +46,29 @@ def test_attention_map_matches_formula_and_ignores_padding(per_head):
     assert torch.all(weights[1, :, :, :, 3] == 0)
     assert torch.all(weights[1, :, :, :2, :3] > 0)
     assert torch.all(weights[0] > 0)
-    if per_head:  # each head's map sums to 1
+    if per_head:  # UP-DETR's reference: each head's map sums to 1
         torch.testing.assert_close(weights.sum((3, 4)), torch.ones(2, 3, 2))
-    else:  # the reference: heads and positions together sum to 1
+    else:  # facebookresearch/detr: heads and positions together sum to 1
         torch.testing.assert_close(weights.sum((2, 3, 4)), torch.ones(2, 3))
+
+
+def test_default_is_the_per_head_softmax():
+    """Unless told otherwise, each head's map is normalised on its own (the
+    UP-DETR reference's ``flatten(3)``)."""
+    attn = MHAttentionMap(8, 8, 2)
+    attn.init_weights()
+    torch.nn.init.normal_(attn.q_linear.bias)
+    query, memory, mask = _inputs()
+    weights = attn(query, memory, mask)
+    torch.testing.assert_close(
+        weights,
+        _reference_formula(attn, query, memory, mask, True),
+        rtol=1e-5,
+        atol=1e-6)
+    torch.testing.assert_close(weights.sum((3, 4)), torch.ones(2, 3, 2))
+    # The joint form differs: the heads' totals are not 1 each.
+    joint = _reference_formula(attn, query, memory, mask, False)
+    assert (joint.sum((3, 4)) - 1).abs().max() > 0.1
 
 
 def test_attention_map_init_and_bad_heads():
