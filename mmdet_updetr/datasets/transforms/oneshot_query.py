@@ -49,8 +49,9 @@ class LoadOneShotQuery(BaseTransform):
     ``pad_to_square=False`` the box is stretched instead), resizes it to
     ``patch_size`` with :func:`crop_patches`, and draws its augmentation
     with the pre-training patches' :class:`QueryPatchAugmentation` (one
-    patch): SimCLR-style colour jitter, grayscale and Gaussian blur, drawn here under
-    ``cache_randomness`` and applied by :class:`UPDETRDataPreprocessor`. So
+    patch): SimCLR-style colour jitter, grayscale and Gaussian blur, drawn
+    here under ``cache_randomness`` and applied by
+    :class:`UPDETRDataPreprocessor`. So
     :class:`PackUPDETRInputs` and the data preprocessor work unchanged, with
     ``M = 1``.
 
