@@ -31,7 +31,7 @@ def tiny_pretrain_checkpoint(tmp_path_factory):
 
     from mmengine.runner import Runner
 
-    from tests.test_engine.tiny_runs import tiny_pretrain_cfg
+    from mmdet_updetr.testing import tiny_pretrain_cfg
     cfg = tiny_pretrain_cfg(tmp_path_factory.mktemp('tiny_pretrain'))
     Runner.from_cfg(cfg).train()
     return osp.join(cfg.work_dir, 'epoch_1.pth')

@@ -8,8 +8,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from mmdet_updetr.testing import get_config_path, get_tiny_cfg
-from tests.test_configs.recipe import check_finetune_recipe
+from mmdet_updetr.testing import (check_finetune_recipe, get_config_path,
+                                  get_tiny_cfg)
 
 DETECTION = [
     f'updetr/{role}_{data}_{epochs}e.py' for role in ('finetune', 'detr')

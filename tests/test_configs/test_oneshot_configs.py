@@ -8,8 +8,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 
-from mmdet_updetr.testing import get_config_path, get_tiny_cfg
-from tests.test_configs.recipe import check_finetune_recipe
+from mmdet_updetr.testing import (check_finetune_recipe, get_config_path,
+                                  get_tiny_cfg)
 
 REPO = Path(__file__).resolve().parents[2]
 ONESHOT = [

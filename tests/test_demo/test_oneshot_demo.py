@@ -7,8 +7,7 @@ import torch
 from mmdet.registry import MODELS
 
 from demo.oneshot_demo import MATCH_COLOR, QUERY_COLOR, main, run
-from mmdet_updetr.testing import class_colour
-from tests.test_engine.tiny_oneshot import tiny_oneshot_cfg
+from mmdet_updetr.testing import class_colour, tiny_oneshot_cfg
 
 QUERY_BGR = class_colour('dog')
 

@@ -19,7 +19,7 @@ from mmengine.runner import Runner, load_checkpoint
 
 from demo.query_patch_demo import build_pipeline, draw
 from mmdet_updetr.engine import SAFE_GLOBALS
-from tests.test_engine.tiny_runs import tiny_pretrain_cfg
+from mmdet_updetr.testing import tiny_pretrain_cfg
 
 
 class _Snapshot(Hook):

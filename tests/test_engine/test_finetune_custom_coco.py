@@ -6,8 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.runner import Runner
 
-from tests.test_engine.tiny_finetune import (small_scales, tiny_finetune_cfg,
-                                             write_tiny_coco)
+from mmdet_updetr.testing import (small_scales, tiny_finetune_cfg,
+                                  write_tiny_coco)
 
 
 @pytest.fixture(scope='module')

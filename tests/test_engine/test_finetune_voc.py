@@ -18,7 +18,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from tests.test_engine.tiny_finetune import tiny_voc_finetune_cfg
+from mmdet_updetr.testing import tiny_voc_finetune_cfg
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75',

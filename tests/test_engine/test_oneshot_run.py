@@ -9,7 +9,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from tests.test_engine.tiny_oneshot import tiny_oneshot_cfg
+from mmdet_updetr.testing import tiny_oneshot_cfg
 
 
 class _StartWeights(Hook):

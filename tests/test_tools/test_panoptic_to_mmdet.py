@@ -18,9 +18,7 @@ joint form), must give the reference's class logits (our 134 rows), boxes,
 attention maps and masks on a padded batch of two sizes; and our
 ``DETRFusionHead`` the reference's ``PostProcessPanoptic`` segmentation.
 """
-import importlib.util
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,15 +39,7 @@ from tools.model_converters import (COCO_PANOPTIC_CATEGORY_IDS,
                                     convert_panoptic_state_dict,
                                     panoptic_class_rows, panoptic_to_mmdet)
 
-REPO = Path(__file__).resolve().parents[2]
 DIM, HEADS, FPN = 32, 2, (256, 128, 64)  # ResNet-18 strides 16, 8, 4
-
-
-def _load_module(name, *parts):
-    spec = importlib.util.spec_from_file_location(name, REPO.joinpath(*parts))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _mask_branch_state_dict():
@@ -77,8 +67,6 @@ def _mask_branch_state_dict():
 
 @pytest.fixture(scope='module')
 def reference_sd():
-    ref = _load_module('updetr_reference_pan', 'tests', 'reference',
-                       'updetr_reference.py')
     torch.manual_seed(0)
     model, _ = ref.build_reference(
         num_queries=6,

@@ -8,7 +8,6 @@ converter must consume all of it, and our ``UPDETR`` loaded with the result
 """
 import argparse
 import datetime
-import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from mmengine.structures import InstanceData
 from mmdet_updetr.models import UPDETR
 from mmdet_updetr.testing import tiny_model_cfg
 from tests.reference import randomize_1d_
+from tests.reference import updetr_reference as ref
 from tools.model_converters import (convert_reference_state_dict,
                                     updetr_to_mmdet)
 
@@ -32,22 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 NUM_QUERIES, NUM_PATCHES, EMBED_DIMS, NUM_LAYERS = 6, 3, 32, 2
 IMG_SHAPES = ((160, 224), (192, 160))  # (h, w), padded to (192, 224)
 ATOL = 1e-5
-
-
-def _load_module(name: str, *parts: str):
-    """Import a file of this repository by its path.
-
-    ``tools/`` and ``tests/`` are not importable packages however pytest is
-    started, so the tool and the reference are loaded from their files.
-    """
-    spec = importlib.util.spec_from_file_location(name, REPO.joinpath(*parts))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_module('updetr_reference', 'tests', 'reference',
-                   'updetr_reference.py')
 
 
 @pytest.fixture(scope='module')

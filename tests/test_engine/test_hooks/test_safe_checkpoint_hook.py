@@ -26,8 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mmdet_updetr.engine.hooks import safe_checkpoint_hook
-from mmdet_updetr.testing import get_config_path
-from tests.test_engine.tiny_runs import tiny_pretrain_cfg
+from mmdet_updetr.testing import get_config_path, tiny_pretrain_cfg
 
 REPO = Path(__file__).resolve().parents[3]
 HOOK = dict(type='SafeCheckpointHook')

@@ -1,15 +1,20 @@
+# Copyright (c) mmdet-updetr contributors. All rights reserved.
 """The fine-tuning recipe that detection and one-shot configs share."""
 import re
 
 from mmengine.config import Config
 
-from mmdet_updetr.testing import get_config_path
+from ._utils import get_config_path
 
 
 def check_finetune_recipe(cfg: Config, name: str) -> int:
     """Assert SPEC §3's recipe: AdamW 1e-4, wd 1e-4, clip 0.1, 8 GPUs x 4
     images (``auto_scale_lr`` 32), 150 / 300 epochs with the drop at 100 /
     200 as the name says, and a first comment that states it.
+
+    Args:
+        cfg (:obj:`Config`): The loaded config.
+        name (str): Its path relative to ``configs/``, ending ``_<E>e.py``.
 
     Returns:
         int: The number of epochs.
