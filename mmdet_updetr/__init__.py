@@ -8,6 +8,10 @@ take: :func:`mmdet_updetr.engine.enable_safe_checkpoints`, or the
 ``SafeCheckpointHook`` that our configs list.
 """
 from . import datasets, engine, evaluation, models  # noqa: F401,E402,I001
+from . import visualization  # noqa: F401,E402,I001
 from .version import __version__
 
-__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = [
+    '__version__', 'datasets', 'engine', 'evaluation', 'models',
+    'visualization'
+]
