@@ -26,6 +26,7 @@ from mmdet_updetr.datasets.demo_photos import write_demo_photos
 from mmdet_updetr.engine import enable_safe_checkpoints
 from mmdet_updetr.visualization import draw_query_patch_detection
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='pre-training config file')

@@ -5,7 +5,6 @@ from .optim_wrapper_constructor import FrozenAwareOptimWrapperConstructor
 
 __all__ = [
     'SAFE_GLOBALS', 'enable_safe_checkpoints', 'SafeCheckpointHook',
-    'QueryPatchVisHook',
-    'init_cpu_process_group', 'setup_cpu_dist', 'teardown_cpu_dist',
-    'FrozenAwareOptimWrapperConstructor'
+    'QueryPatchVisHook', 'init_cpu_process_group', 'setup_cpu_dist',
+    'teardown_cpu_dist', 'FrozenAwareOptimWrapperConstructor'
 ]

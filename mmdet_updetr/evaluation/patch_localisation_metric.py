@@ -97,8 +97,8 @@ class PatchLocalisationMetric(BaseMetric):
             self.results.append(
                 dict(
                     ious=ious.numpy(),
-                    scores=torch.as_tensor(pred['scores']).float().cpu().numpy(
-                    )))
+                    scores=torch.as_tensor(
+                        pred['scores']).float().cpu().numpy()))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Compute the metrics over all patches of all images.

@@ -34,12 +34,12 @@ def _patch_column(patches: np.ndarray, height: int) -> np.ndarray:
     return column
 
 
-def draw_query_patch_detection(img: np.ndarray,
-                               pred_bboxes: np.ndarray,
-                               pred_scores: Sequence[float],
-                               gt_bboxes: np.ndarray,
-                               patches: Optional[np.ndarray] = None
-                               ) -> np.ndarray:
+def draw_query_patch_detection(
+        img: np.ndarray,
+        pred_bboxes: np.ndarray,
+        pred_scores: Sequence[float],
+        gt_bboxes: np.ndarray,
+        patches: Optional[np.ndarray] = None) -> np.ndarray:
     """Each patch's best predicted box and its true box, patches beside.
 
     Patch ``i``'s true box (thin, 1 px), its group's best box (thick,
@@ -63,8 +63,10 @@ def draw_query_patch_detection(img: np.ndarray,
     gt_bboxes = np.asarray(gt_bboxes, dtype=np.float64).reshape(-1, 4)
     if patches is None:
         patches = [
-            canvas[int(y1):max(int(y2), int(y1) + 1),
-                   int(x1):max(int(x2), int(x1) + 1)].copy()
+            canvas[int(y1):max(int(y2),
+                               int(y1) + 1),
+                   int(x1):max(int(x2),
+                               int(x1) + 1)].copy()
             for x1, y1, x2, y2 in gt_bboxes
         ]
     for i, (box, score) in enumerate(zip(pred_bboxes, pred_scores)):
@@ -74,7 +76,7 @@ def draw_query_patch_detection(img: np.ndarray,
         x1, y1, x2, y2 = (int(v) for v in np.asarray(box).tolist())
         cv2.rectangle(canvas, (x1, y1), (x2, y2), color, PRED_THICKNESS)
         cv2.putText(canvas, f'{i}: {float(score):.2f}',
-                    (x1 + 3, max(y1 + 16, 16)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.55, color, 2)
+                    (x1 + 3, max(y1 + 16, 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                    color, 2)
     column = _patch_column(patches, canvas.shape[0])
     return np.concatenate([canvas, column], axis=1)

@@ -83,9 +83,8 @@ def test_in1k_validates_only_with_a_held_out_folder():
     crop = _val_crop(val)
     assert crop['deterministic'] and crop['augment'] is False
     assert crop['num_patches'] == val.model.num_patches
-    assert [h['type'] for h in val.custom_hooks] == [
-        'SafeCheckpointHook', 'QueryPatchVisHook'
-    ]
+    assert [h['type'] for h in val.custom_hooks
+            ] == ['SafeCheckpointHook', 'QueryPatchVisHook']
 
 
 def test_demo_validates_on_held_out_photos():

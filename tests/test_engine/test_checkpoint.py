@@ -88,7 +88,8 @@ def test_train_one_epoch_then_resume_to_two(tmp_path):
         group.bboxes[:, 3] <= h)
     gt = data['data_samples'].gt_instances.bboxes.numpy()
     canvas = draw_query_patch_detection(
-        img, group.bboxes.cpu().numpy(), group.scores.tolist(), gt,
+        img,
+        group.bboxes.cpu().numpy(), group.scores.tolist(), gt,
         data['data_samples'].query_patches.numpy().transpose(0, 2, 3, 1))
     assert canvas.shape[0] == h and canvas.shape[1] > w
 

@@ -22,8 +22,7 @@ class _Record(Hook):
     def before_val_epoch(self, runner):
         self.boxes.append({})
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
-                       outputs=None):
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for sample in outputs:
             self.boxes[-1][osp.basename(sample.img_path)] = \
                 sample.gt_instances.bboxes.tensor.tolist()
@@ -57,8 +56,9 @@ def test_validation_scores_fixed_patches_of_held_out_photos(tmp_path):
     assert record.boxes[0] == record.boxes[1]
     # Pictures of the 3 photos at epoch 2 only, the photo's size plus the
     # column of patches.
-    pictures = sorted(glob.glob(
-        osp.join(cfg.work_dir, '*', 'vis_data', 'vis_image', '*.png')))
+    pictures = sorted(
+        glob.glob(
+            osp.join(cfg.work_dir, '*', 'vis_data', 'vis_image', '*.png')))
     assert [osp.basename(p) for p in pictures] == [
         'query_patch_coffee_2.png', 'query_patch_coins_2.png',
         'query_patch_rocket_2.png'

@@ -7,8 +7,7 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.evaluator import Evaluator
 from mmengine.structures import InstanceData
 
-from mmdet_updetr.evaluation import (PatchLocalisationMetric,
-                                     patch_localisation)
+from mmdet_updetr.evaluation import PatchLocalisationMetric, patch_localisation
 
 # The true box [0, 0, 10, 10] (area 100) and boxes that cover its top 8, 6
 # and 3 rows: IoU 80/100, 60/100, 30/100.
@@ -68,8 +67,9 @@ def test_the_boundaries_count_as_found():
     metrics = patch_localisation(
         np.array([0.5, 0.75, 0.4999]), np.array([0.2, 0.4, 0.6]))
     assert metrics == pytest.approx(
-        dict(loc_acc50=2 / 3, loc_acc75=1 / 3, mIoU=1.6499 / 3,
-             match_score=0.4))
+        dict(
+            loc_acc50=2 / 3, loc_acc75=1 / 3, mIoU=1.6499 / 3,
+            match_score=0.4))
     assert patch_localisation(np.zeros(0), np.zeros(0))['loc_acc50'] == 0
 
 

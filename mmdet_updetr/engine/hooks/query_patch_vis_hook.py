@@ -53,12 +53,12 @@ class QueryPatchVisHook(Hook):
         """Start counting the drawn images anew."""
         self._num_drawn = 0
 
-    def after_val_iter(self,
-                       runner: Runner,
-                       batch_idx: int,
-                       data_batch: Optional[dict] = None,
-                       outputs: Optional[Sequence[DetDataSample]] = None
-                       ) -> None:
+    def after_val_iter(
+            self,
+            runner: Runner,
+            batch_idx: int,
+            data_batch: Optional[dict] = None,
+            outputs: Optional[Sequence[DetDataSample]] = None) -> None:
         """Draw the batch's images while fewer than ``num_images`` are.
 
         Args:
