@@ -86,7 +86,7 @@ def main() -> None:
     sample = data['data_samples']
     scale = np.tile(np.array(sample.scale_factor), 2)
     gt_boxes = sample.gt_instances.bboxes.numpy() / scale
-    pred = result.pred_group_instances.cpu()
+    pred = result.pred_group_instances.detach().cpu()
     canvas = draw_query_patch_detection(
         cv2.imread(img_path, cv2.IMREAD_COLOR), pred.bboxes.numpy(),
         pred.scores.tolist(), gt_boxes,

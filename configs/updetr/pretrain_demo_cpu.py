@@ -68,6 +68,7 @@ val_pipeline = [
                    'scale_factor'))
 ]
 val_dataloader = dict(
+    _delete_=True,  # the base has none
     batch_size=2,
     num_workers=0,
     persistent_workers=False,
@@ -80,8 +81,8 @@ val_dataloader = dict(
         split='val',
         test_mode=True,
         pipeline=val_pipeline))
-val_evaluator = dict(type='PatchLocalisationMetric')
-val_cfg = dict(type='ValLoop')
+val_evaluator = dict(_delete_=True, type='PatchLocalisationMetric')
+val_cfg = dict(_delete_=True, type='ValLoop')
 
 optim_wrapper = dict(
     optimizer=dict(lr=2e-4),

@@ -7,6 +7,7 @@
 _base_ = './pretrain_in1k.py'
 
 val_dataloader = dict(
+    _delete_=True,  # the base has none
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
@@ -19,8 +20,8 @@ val_dataloader = dict(
         data_prefix=dict(img_path='val/'),
         test_mode=True,
         pipeline={{_base_.val_pipeline}}))
-val_evaluator = dict(type='PatchLocalisationMetric')
-val_cfg = dict(type='ValLoop')
+val_evaluator = dict(_delete_=True, type='PatchLocalisationMetric')
+val_cfg = dict(_delete_=True, type='ValLoop')
 train_cfg = dict(val_interval=1)
 custom_hooks = [
     dict(type='SafeCheckpointHook'),

@@ -89,7 +89,7 @@ def test_train_one_epoch_then_resume_to_two(tmp_path):
     gt = data['data_samples'].gt_instances.bboxes.numpy()
     canvas = draw_query_patch_detection(
         img,
-        group.bboxes.cpu().numpy(), group.scores.tolist(), gt,
+        group.bboxes.detach().numpy(), group.scores.tolist(), gt,
         data['data_samples'].query_patches.numpy().transpose(0, 2, 3, 1))
     assert canvas.shape[0] == h and canvas.shape[1] > w
 

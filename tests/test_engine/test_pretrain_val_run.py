@@ -4,6 +4,7 @@ import glob
 import os.path as osp
 
 import cv2
+from mmdet.structures.bbox import get_box_tensor
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
@@ -25,7 +26,7 @@ class _Record(Hook):
     def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for sample in outputs:
             self.boxes[-1][osp.basename(sample.img_path)] = \
-                sample.gt_instances.bboxes.tensor.tolist()
+                get_box_tensor(sample.gt_instances.bboxes).tolist()
 
     def after_val_epoch(self, runner, metrics=None):
         self.metrics.append(dict(metrics))

@@ -97,7 +97,7 @@ class QueryPatchVisHook(Hook):
         img = mmcv.imread(data_sample.img_path, channel_order='bgr')
         gt_boxes = get_box_tensor(data_sample.gt_instances.bboxes).float()
         scale = gt_boxes.new_tensor(data_sample.scale_factor).repeat(2)
-        pred = data_sample.pred_group_instances.cpu()
+        pred = data_sample.pred_group_instances.detach().cpu()
         return draw_query_patch_detection(img, pred.bboxes.numpy(),
                                           pred.scores.tolist(),
                                           (gt_boxes.cpu() / scale).numpy())

@@ -53,11 +53,11 @@ def test_draws_the_first_images_at_every_interval(tmp_path, visualizer):
         hook.after_val_iter(runner, 1, {}, outputs[1:])
     files = sorted(
         osp.basename(f)
-        for f in glob.glob(str(tmp_path / 'vis/vis_image/*.png')))
+        for f in glob.glob(str(tmp_path / 'vis/vis_data/vis_image/*.png')))
     # Only the first image, only at epochs 2 and 4.
     assert files == ['query_patch_first_2.png', 'query_patch_first_4.png']
     canvas = cv2.imread(
-        str(tmp_path / 'vis/vis_image/query_patch_first_4.png'))
+        str(tmp_path / 'vis/vis_data/vis_image/query_patch_first_4.png'))
     # The image, then a column of H // k = 80 pixels for the one patch.
     assert canvas.shape == (H, W + H, 3)
     color = list(PATCH_COLORS[0])
