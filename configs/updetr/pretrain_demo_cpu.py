@@ -95,7 +95,3 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=2)
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=10, max_keep_ckpts=1))
-custom_hooks = [
-    dict(type='SafeCheckpointHook'),
-    dict(type='QueryPatchVisHook', interval=10, num_images=3)
-]

@@ -23,7 +23,3 @@ val_dataloader = dict(
 val_evaluator = dict(_delete_=True, type='PatchLocalisationMetric')
 val_cfg = dict(_delete_=True, type='ValLoop')
 train_cfg = dict(val_interval=1)
-custom_hooks = [
-    dict(type='SafeCheckpointHook'),
-    dict(type='QueryPatchVisHook', interval=1, num_images=3)
-]
