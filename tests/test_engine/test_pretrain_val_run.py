@@ -36,6 +36,8 @@ def test_validation_scores_fixed_patches_of_held_out_photos(tmp_path):
     cfg = tiny_pretrain_cfg(tmp_path, max_epochs=2)
     cfg.train_cfg.val_interval = 1
     cfg.custom_hooks = [dict(type='QueryPatchVisHook', interval=2)]
+    # A visualizer of its own (mmengine's instances outlive earlier runs).
+    cfg.visualizer.name = f'vis_{tmp_path.name}'
     runner = Runner.from_cfg(cfg)
     record = _Record()
     runner.register_hook(record)
