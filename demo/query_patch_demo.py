@@ -24,10 +24,7 @@ from mmengine.runner import load_checkpoint
 import mmdet_updetr  # noqa: F401
 from mmdet_updetr.datasets.demo_photos import write_demo_photos
 from mmdet_updetr.engine import enable_safe_checkpoints
-
-COLORS = [(0, 0, 255), (0, 200, 0), (255, 0, 0), (0, 200, 255), (255, 0, 255),
-          (255, 255, 0), (0, 128, 255), (128, 0, 255), (128, 255, 0),
-          (255, 128, 0)]
+from mmdet_updetr.visualization import draw_query_patch_detection
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,33 +73,6 @@ def build_pipeline(cfg, num_patches: int) -> Compose:
     ])
 
 
-def draw(img: np.ndarray, patches: np.ndarray, pred, gt_boxes: np.ndarray):
-    """Image with predicted (thick) and true (thin) boxes, patches beside."""
-    img = img.copy()
-    for i, (box, score) in enumerate(zip(pred.bboxes, pred.scores)):
-        color = COLORS[i % len(COLORS)]
-        x1, y1, x2, y2 = (int(v) for v in gt_boxes[i])
-        cv2.rectangle(img, (x1, y1), (x2, y2), color, 1)
-        x1, y1, x2, y2 = (int(v) for v in box.tolist())
-        cv2.rectangle(img, (x1, y1), (x2, y2), color, 3)
-        cv2.putText(img, f'{i}: {score:.2f}', (x1 + 3, max(y1 + 16, 16)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.55, color, 2)
-    side = img.shape[0] // max(len(patches), 1)
-    column = np.full((img.shape[0], side, 3), 255, np.uint8)
-    for i, patch in enumerate(patches):
-        tile = cv2.resize(patch.transpose(1, 2, 0), (side - 8, side - 8))
-        tile = cv2.copyMakeBorder(
-            tile,
-            4,
-            4,
-            4,
-            4,
-            cv2.BORDER_CONSTANT,
-            value=COLORS[i % len(COLORS)])
-        column[i * side:(i + 1) * side] = tile
-    return np.concatenate([img, column], axis=1)
-
-
 def main() -> None:
     args = parse_args()
     register_all_modules()
@@ -116,9 +86,11 @@ def main() -> None:
     sample = data['data_samples']
     scale = np.tile(np.array(sample.scale_factor), 2)
     gt_boxes = sample.gt_instances.bboxes.numpy() / scale
-    canvas = draw(
-        cv2.imread(img_path), sample.query_patches.numpy(),
-        result.pred_group_instances.cpu(), gt_boxes)
+    pred = result.pred_group_instances.detach().cpu()
+    canvas = draw_query_patch_detection(
+        cv2.imread(img_path, cv2.IMREAD_COLOR), pred.bboxes.numpy(),
+        pred.scores.tolist(), gt_boxes,
+        sample.query_patches.numpy().transpose(0, 2, 3, 1))
     cv2.imwrite(args.out, canvas)
     print(f'query-patch detection of {osp.basename(img_path)} with '
           f'{num_patches} patches saved to {args.out}')

@@ -7,7 +7,10 @@ dict(imports=['mmdet_updetr'])``. Checkpoints that load with
 take: :func:`mmdet_updetr.engine.enable_safe_checkpoints`, or the
 ``SafeCheckpointHook`` that our configs list.
 """
-from . import datasets, engine, evaluation, models  # noqa: F401,E402,I001
+from . import datasets, engine, evaluation, models, visualization  # noqa
 from .version import __version__
 
-__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = [
+    '__version__', 'datasets', 'engine', 'evaluation', 'models',
+    'visualization'
+]

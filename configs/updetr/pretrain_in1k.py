@@ -8,7 +8,12 @@ _base_ = [
     '../_base_/schedules/pretrain_60e.py', 'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
+# QueryPatchVisHook draws Fig. 7 at validations, when a config has them
+# (pretrain_in1k_val.py, the demo); without validation it does nothing.
+custom_hooks = [
+    dict(type='SafeCheckpointHook'),
+    dict(type='QueryPatchVisHook', interval=1, num_images=3)
+]
 
 # The frozen CNN is SwAV's ResNet-50, set in
 # ../_base_/models/prenorm_detr_r50.py (model.backbone.init_cfg); put the

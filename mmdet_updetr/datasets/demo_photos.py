@@ -29,6 +29,9 @@ DEMO_PHOTOS = {
     'coins': ('coins', None),  # gray
 }
 
+#: The photos held out for validation (never in the 'train' split).
+DEMO_VAL_PHOTOS = ('coffee', 'rocket', 'coins')
+
 
 def _load_skimage_photo(func_name: str,
                         index: Optional[int]) -> Optional[np.ndarray]:
@@ -108,20 +111,34 @@ class DemoPhotoDataset(UnlabeledImageDataset):
     files; then it is listed as usual. It backs the CPU demo config and the
     tests; no download is needed.
 
+    ``split`` keeps part of the photos: ``'val'`` those of
+    :data:`DEMO_VAL_PHOTOS` (held out), ``'train'`` the others (and any
+    other image put into the folder), ``'all'`` every image.
+
     Args:
         data_root (str): The folder of the photos.
             Defaults to 'data/demo_photos'.
+        split (str): 'all', 'train' or 'val'. Defaults to 'all'.
         **kwargs: Arguments of :class:`UnlabeledImageDataset`.
     """
 
-    def __init__(self, data_root: str = 'data/demo_photos', **kwargs) -> None:
+    SPLITS = ('all', 'train', 'val')
+
+    def __init__(self,
+                 data_root: str = 'data/demo_photos',
+                 split: str = 'all',
+                 **kwargs) -> None:
+        if split not in self.SPLITS:
+            raise ValueError(f'DemoPhotoDataset: split must be one of '
+                             f'{self.SPLITS}, got {split!r}')
+        self.split = split
         super().__init__(data_root=data_root, **kwargs)
 
     def load_data_list(self) -> List[dict]:
         """Write the photos if missing, then list the folder.
 
         Returns:
-            list[dict]: ``dict(img_path, img_id)`` per image.
+            list[dict]: ``dict(img_path, img_id)`` per image of the split.
         """
         if not self.ann_file:
             paths = write_demo_photos(self.img_folder)
@@ -130,4 +147,18 @@ class DemoPhotoDataset(UnlabeledImageDataset):
                     'The installed scikit-image ships none of the demo '
                     f'photos {sorted(DEMO_PHOTOS)}; put images into '
                     f'{self.img_folder!r} instead.')
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        if self.split == 'all':
+            return data_list
+        # UP-DETR: held-out photos never train; selected by file name.
+        held_out = {f'{name}.jpg' for name in DEMO_VAL_PHOTOS}
+        keep = [
+            info for info in data_list
+            if (osp.basename(info['img_path']) in held_out) == (
+                self.split == 'val')
+        ]
+        if not keep:
+            raise RuntimeError(
+                f'DemoPhotoDataset: no photo of the {self.split!r} split in '
+                f'{self.img_folder!r} (held out: {DEMO_VAL_PHOTOS}).')
+        return [dict(info, img_id=i) for i, info in enumerate(keep)]

@@ -1,10 +1,10 @@
 from .checkpoint import SAFE_GLOBALS, enable_safe_checkpoints
 from .dist import init_cpu_process_group, setup_cpu_dist, teardown_cpu_dist
-from .hooks import SafeCheckpointHook
+from .hooks import QueryPatchVisHook, SafeCheckpointHook
 from .optim_wrapper_constructor import FrozenAwareOptimWrapperConstructor
 
 __all__ = [
     'SAFE_GLOBALS', 'enable_safe_checkpoints', 'SafeCheckpointHook',
-    'init_cpu_process_group', 'setup_cpu_dist', 'teardown_cpu_dist',
-    'FrozenAwareOptimWrapperConstructor'
+    'QueryPatchVisHook', 'init_cpu_process_group', 'setup_cpu_dist',
+    'teardown_cpu_dist', 'FrozenAwareOptimWrapperConstructor'
 ]

@@ -18,17 +18,22 @@ def tiny_pretrain_cfg(tmp_path: Union[str, Path],
                       max_epochs: int = 1,
                       num_images: int = 4) -> Config:
     """The demo config with a tiny model, small images and ``num_images``
-    photos, working in ``tmp_path``."""
+    training photos, working in ``tmp_path``; it validates on the held-out
+    photos after the last epoch."""
     photos = osp.join(tmp_path, 'photos')
     write_demo_photos(photos)
     cfg = get_tiny_cfg('updetr/pretrain_demo_cpu.py')
-    pipeline = cfg.train_dataloader.dataset.pipeline
+    pipeline = cfg.train_dataloader.dataset.pipeline + \
+        cfg.val_dataloader.dataset.pipeline
     for t in pipeline:
         if t['type'] == 'QueryPatchTransform':
             t['patch_size'] = 32
         if t['type'] == 'RandomChoiceResize':
             t['scales'] = [(96, 128), (112, 128)]
+        if t['type'] == 'Resize':
+            t['scale'] = (128, 112)
     cfg.train_dataloader.dataset.update(data_root=photos, indices=num_images)
+    cfg.val_dataloader.dataset.data_root = photos
     cfg.work_dir = osp.join(tmp_path, 'work_dir')
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler[0].end = max_epochs

@@ -77,11 +77,12 @@ def get_tiny_cfg(name: str, **kwargs) -> Config:
     """
     cfg = Config.fromfile(get_config_path(name))
     cfg.model = tiny_model_cfg(cfg.model, **kwargs)
-    # The pipeline crops as many patches as the model has groups.
-    dataloader = cfg.get('train_dataloader') or {}
-    for transform in dataloader.get('dataset', {}).get('pipeline', []):
-        if transform['type'] == 'QueryPatchTransform':
-            transform['num_patches'] = cfg.model.num_patches
+    # The pipelines crop as many patches as the model has groups.
+    for key in ('train_dataloader', 'val_dataloader'):
+        dataloader = cfg.get(key) or {}
+        for transform in dataloader.get('dataset', {}).get('pipeline', []):
+            if transform['type'] == 'QueryPatchTransform':
+                transform['num_patches'] = cfg.model.num_patches
     return cfg
 
 

@@ -54,8 +54,49 @@ def _flat(cfg, prefix=''):
 
 def test_every_pretraining_config_is_listed():
     assert set(ABLATIONS) | {
-        'pretrain_in1k.py', 'pretrain_in1k_15e.py', 'pretrain_demo_cpu.py'
+        'pretrain_in1k.py', 'pretrain_in1k_15e.py', 'pretrain_demo_cpu.py',
+        'pretrain_in1k_val.py'
     } == set(PRETRAIN)
+
+
+def _val_crop(cfg):
+    crops = [
+        t for t in cfg.val_dataloader.dataset.pipeline
+        if t['type'] == 'QueryPatchTransform'
+    ]
+    assert len(crops) == 1
+    return crops[0]
+
+
+def test_in1k_validates_only_with_a_held_out_folder():
+    plain, val = _load('pretrain_in1k.py'), _load('pretrain_in1k_val.py')
+    # Today's run has no validation; the _val config adds only that.
+    assert plain.val_dataloader is None and plain.val_cfg is None
+    assert plain.val_evaluator is None
+    assert val.model == plain.model
+    assert val.train_dataloader == plain.train_dataloader
+    assert val.val_evaluator == dict(type='PatchLocalisationMetric')
+    assert val.val_cfg == dict(type='ValLoop')
+    assert val.train_cfg.val_interval == 1
+    dataset = val.val_dataloader.dataset
+    assert dataset.data_prefix == dict(img_path='val/') and dataset.test_mode
+    crop = _val_crop(val)
+    assert crop['deterministic'] and crop['augment'] is False
+    assert crop['num_patches'] == val.model.num_patches
+    assert [h['type'] for h in val.custom_hooks
+            ] == ['SafeCheckpointHook', 'QueryPatchVisHook']
+
+
+def test_demo_validates_on_held_out_photos():
+    cfg = _load('pretrain_demo_cpu.py')
+    assert cfg.train_dataloader.dataset.split == 'train'
+    assert cfg.val_dataloader.dataset.split == 'val'
+    assert cfg.val_dataloader.dataset.test_mode
+    assert cfg.val_evaluator.type == 'PatchLocalisationMetric'
+    crop = _val_crop(cfg)
+    assert crop['deterministic'] and crop['augment'] is False
+    assert crop['num_patches'] == cfg.model.num_patches
+    assert 'QueryPatchVisHook' in [h['type'] for h in cfg.custom_hooks]
 
 
 @pytest.mark.parametrize('name', PRETRAIN)

@@ -17,9 +17,10 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import Runner, load_checkpoint
 
-from demo.query_patch_demo import build_pipeline, draw
+from demo.query_patch_demo import build_pipeline
 from mmdet_updetr.engine import SAFE_GLOBALS
 from mmdet_updetr.testing import tiny_pretrain_cfg
+from mmdet_updetr.visualization import draw_query_patch_detection
 
 
 class _Snapshot(Hook):
@@ -86,8 +87,10 @@ def test_train_one_epoch_then_resume_to_two(tmp_path):
     assert torch.all(group.bboxes[:, 2] <= w) and torch.all(
         group.bboxes[:, 3] <= h)
     gt = data['data_samples'].gt_instances.bboxes.numpy()
-    canvas = draw(img, data['data_samples'].query_patches.numpy(), group.cpu(),
-                  gt)
+    canvas = draw_query_patch_detection(
+        img,
+        group.bboxes.detach().numpy(), group.scores.tolist(), gt,
+        data['data_samples'].query_patches.numpy().transpose(0, 2, 3, 1))
     assert canvas.shape[0] == h and canvas.shape[1] > w
 
 

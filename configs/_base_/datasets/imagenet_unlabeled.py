@@ -33,7 +33,8 @@ train_pipeline = [
     dict(type='PackUPDETRInputs')
 ]
 # For a validation loader over held-out images: fixed scale, no
-# augmentation of the patches.
+# augmentation of the patches, the same patches for an image in every run and
+# epoch (drawn from a seed of its file name).
 val_pipeline = [
     dict(type='SafeLoadImageFromFile', backend_args=backend_args),
     dict(
@@ -41,7 +42,8 @@ val_pipeline = [
         num_patches=10,
         min_size=8,
         patch_size=128,
-        augment=False),
+        augment=False,
+        deterministic=True),
     dict(type='Resize', scale=(600, 480), keep_ratio=True),
     dict(
         type='PackUPDETRInputs',
@@ -61,14 +63,8 @@ train_dataloader = dict(
         data_prefix=dict(img_path='train/'),
         pipeline=train_pipeline))
 
-# The pretext has no metric: no validation by default (the schedule sets
-# val_cfg = None). To watch the loss on
-# held-out images, a config may set e.g.
-#   val_dataloader = dict(batch_size=32, num_workers=8,
-#       sampler=dict(type='DefaultSampler', shuffle=False),
-#       collate_fn=dict(type='pseudo_collate'),
-#       dataset=dict(type=dataset_type, data_root=data_root,
-#                    data_prefix=dict(img_path='val/'), test_mode=True,
-#                    pipeline=val_pipeline))
+# No validation by default (the schedule sets val_cfg = None): ImageNet's
+# train folder has no held-out images. ../../updetr/pretrain_in1k_val.py
+# scores the pretext (PatchLocalisationMetric) on a held-out folder.
 val_dataloader = None
 val_evaluator = None

@@ -1,6 +1,9 @@
 """Random query patches: the pretext of UP-DETR's pre-training."""
+import contextlib
 import logging
-from typing import Optional, Tuple, Union
+import os.path as osp
+import zlib
+from typing import Iterator, Optional, Tuple, Union
 
 import mmcv
 import numpy as np
@@ -82,6 +85,27 @@ def crop_patches(img: np.ndarray,
     return patches
 
 
+@contextlib.contextmanager
+def seeded_by_name(img_path: Optional[str]) -> Iterator[None]:
+    """Seed the global ``np.random`` from an image's file name, for a while.
+
+    The seed is the CRC-32 of the file name (not of the folder, so the
+    same image gets the same draws wherever the data lives); the global
+    state is restored on exit, so the draws around are not changed.
+
+    Args:
+        img_path (str, optional): The image path; None (images given as
+            arrays) seeds with 0.
+    """
+    state = np.random.get_state()
+    name = osp.basename(img_path) if img_path else ''
+    np.random.seed(zlib.crc32(name.encode('utf-8')))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 @TRANSFORMS.register_module()
 class QueryPatchTransform(BaseTransform):
     """Crop random query patches and make their boxes the ground truth.
@@ -114,6 +138,10 @@ class QueryPatchTransform(BaseTransform):
     - query_patch_aug (np.float32): (M, P) augmentation parameters,
       ``P = 12``.
 
+    With ``deterministic=True`` (validation) the boxes and augmentation of
+    an image are drawn from a seed of its file name
+    (:func:`seeded_by_name`): the same patches in every run and epoch.
+
     Existing ``gt_*`` keys are overwritten. Returns None (the dataset then
     draws another image) when the image is smaller than ``2 * min_size``.
 
@@ -129,6 +157,9 @@ class QueryPatchTransform(BaseTransform):
             ``dict(blur_prob=0.2)``). Defaults to True.
         interpolation (str): Interpolation of the patch resize, see
             :func:`mmcv.imresize`. Defaults to 'bilinear'.
+        deterministic (bool): Seed the draws of each image from its file
+            name (validation) instead of the run's random state.
+            Defaults to False.
     """
 
     def __init__(self,
@@ -136,7 +167,8 @@ class QueryPatchTransform(BaseTransform):
                  min_size: int = 8,
                  patch_size: Union[int, Tuple[int, int]] = 128,
                  augment: Union[bool, dict] = True,
-                 interpolation: str = 'bilinear') -> None:
+                 interpolation: str = 'bilinear',
+                 deterministic: bool = False) -> None:
         if num_patches < 1:
             raise ValueError(f'num_patches must be >= 1, got {num_patches}')
         if min_size < 1:
@@ -146,6 +178,7 @@ class QueryPatchTransform(BaseTransform):
         self.patch_size = tuple(to_2tuple(patch_size))
         self.augmentation = QueryPatchAugmentation.from_cfg(augment)
         self.interpolation = interpolation
+        self.deterministic = deterministic
 
     @cache_randomness
     def _draw_boxes(self, width: int, height: int) -> np.ndarray:
@@ -186,11 +219,15 @@ class QueryPatchTransform(BaseTransform):
                 logger='current',
                 level=logging.WARNING)
             return None
-        boxes = self._draw_boxes(width, height)
+        seeded = seeded_by_name(results.get('img_path')) \
+            if self.deterministic else contextlib.nullcontext()
+        with seeded:
+            boxes = self._draw_boxes(width, height)
+            aug_params = self._draw_aug_params()
         num = len(boxes)
         results['query_patches'] = crop_patches(img, boxes, self.patch_size,
                                                 self.interpolation)
-        results['query_patch_aug'] = self._draw_aug_params()
+        results['query_patch_aug'] = aug_params
         results['gt_bboxes'] = HorizontalBoxes(boxes.astype(np.float32))
         results['gt_bboxes_labels'] = np.zeros(num, dtype=np.int64)
         results['gt_ignore_flags'] = np.zeros(num, dtype=bool)
@@ -203,5 +240,6 @@ class QueryPatchTransform(BaseTransform):
         repr_str += f'patch_size={self.patch_size}, '
         repr_str += f'augment={self.augmentation.enabled}, '
         repr_str += f'{self.augmentation.args_repr()}, '
-        repr_str += f"interpolation='{self.interpolation}')"
+        repr_str += f"interpolation='{self.interpolation}', "
+        repr_str += f'deterministic={self.deterministic})'
         return repr_str

@@ -1,3 +1,5 @@
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -212,7 +214,38 @@ def test_repr():
         'QueryPatchTransform(num_patches=5, min_size=8, '
         'patch_size=(128, 128), augment=False, '
         'jitter=(0.4, 0.4, 0.4, 0.1), jitter_prob=0.8, gray_prob=0.2, '
-        "blur_prob=0.5, blur_sigma=(0.1, 2.0), interpolation='bilinear')")
+        "blur_prob=0.5, blur_sigma=(0.1, 2.0), interpolation='bilinear', "
+        'deterministic=False)')
+
+
+def test_deterministic_draws_depend_on_the_file_name_only():
+    """Validation: the same boxes for an image whatever the run's random
+    state or folder, other boxes for another name, the state restored."""
+    img = np.zeros((90, 120, 3), np.uint8)
+    transform = QueryPatchTransform(num_patches=4, deterministic=True)
+
+    def boxes(path, seed):
+        np.random.seed(seed)
+        results = transform(dict(img=img, img_path=path))
+        # The run's random state went on as if nothing had been drawn.
+        after = np.random.rand()
+        np.random.seed(seed)
+        assert after == np.random.rand()
+        return results['gt_bboxes'].tensor.numpy()
+
+    first = boxes('/a/val/x.jpg', seed=0)
+    np.testing.assert_array_equal(first, boxes('/b/x.jpg', seed=5))
+    assert not np.array_equal(first, boxes('/a/val/y.jpg', seed=0))
+    # The seed is the CRC-32 of the file name.
+    np.random.seed(zlib.crc32(b'x.jpg'))
+    np.testing.assert_array_equal(first, draw_patch_boxes(120, 90, 4))
+    # Without it, the run's state decides.
+    random = QueryPatchTransform(num_patches=4)
+    np.random.seed(0)
+    a = random(dict(img=img, img_path='x.jpg'))['gt_bboxes'].tensor
+    np.random.seed(1)
+    b = random(dict(img=img, img_path='x.jpg'))['gt_bboxes'].tensor
+    assert not np.array_equal(a.numpy(), b.numpy())
 
 
 def test_invalid_arguments():

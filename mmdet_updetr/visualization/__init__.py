@@ -1,0 +1,3 @@
+from .query_patch import PATCH_COLORS, draw_query_patch_detection
+
+__all__ = ['PATCH_COLORS', 'draw_query_patch_detection']
