@@ -5,13 +5,16 @@
 _base_ = [
     '../_base_/models/updetr_r50.py',
     '../_base_/datasets/imagenet_unlabeled.py',
-    '../_base_/schedules/pretrain_60e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/pretrain_60e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 # The frozen CNN is SwAV's ResNet-50, set in
 # ../_base_/models/prenorm_detr_r50.py (model.backbone.init_cfg); put the
 # file at checkpoints/swav_800ep_pretrain.pth.tar or point the key elsewhere.
 
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+# An epoch of ImageNet takes about 2 hours on 8 GPUs: a checkpoint every
+# 1000 iterations (~25 min) too, so a pre-empted run loses little (only the
+# newest iter_*.pth is kept).
+default_hooks = dict(
+    checkpoint=dict(interval=1, iter_interval=1000, max_keep_ckpts=3))
