@@ -1,6 +1,7 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
 """Random draws that a resumed run repeats exactly."""
 import logging
+import os
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -77,6 +78,16 @@ class RandomStateHook(Hook):
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._resume: Optional[Tuple[int, dict]] = None
         self._outer_state: Optional[dict] = None
+
+    def before_run(self, runner: Runner) -> None:
+        """With deterministic algorithms on, make cuBLAS deterministic.
+
+        torch refuses cuBLAS matrix products in deterministic mode unless
+        ``CUBLAS_WORKSPACE_CONFIG`` is ``:4096:8`` or ``:16:8``; it is set
+        here (unless set already), before the run's first product.
+        """
+        if torch.are_deterministic_algorithms_enabled():
+            os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
     def before_train(self, runner: Runner) -> None:
         """Seed the training data per sample; give the loader a generator."""
