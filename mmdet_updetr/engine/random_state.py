@@ -111,8 +111,8 @@ def sample_random(seed: int, epoch: int, index: int) -> Iterator[None]:
         index (int): The sample's index in the dataset.
     """
     saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
-    py_seed, np_seed, torch_seed = (int(s) for s in sample_seeds(
-        seed, epoch, index))
+    py_seed, np_seed, torch_seed = (
+        int(s) for s in sample_seeds(seed, epoch, index))
     random.seed(py_seed)
     np.random.seed(np_seed)
     # Not torch.manual_seed, which would also re-seed the CUDA generators.

@@ -71,7 +71,10 @@ def _free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def _write_config(path: Path, name: str, kill=None, num_workers=0,
+def _write_config(path: Path,
+                  name: str,
+                  kill=None,
+                  num_workers=0,
                   world_size=1) -> str:
     """The tiny config, optionally with the kill hook; returns its path."""
     cfg = tiny_pretrain_cfg(path, max_epochs=MAX_EPOCHS, num_images=6)
@@ -92,7 +95,10 @@ def _write_config(path: Path, name: str, kill=None, num_workers=0,
     return config
 
 
-def _train(path: Path, config: str, work_dir: str, *args: str,
+def _train(path: Path,
+           config: str,
+           work_dir: str,
+           *args: str,
            world_size: int = 1) -> subprocess.CompletedProcess:
     """``tools/train.py`` (or ``tools/dist_train.sh``) in ``path``."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PORT=_free_port())
@@ -161,8 +167,8 @@ def _kill_and_resume(run_dir, name, kill, num_workers=0, resume=()):
     """Run with the kill hook (must die by SIGKILL), then resume."""
     work_dir = str(run_dir / name)
     killed = _train(run_dir,
-                    _write_config(run_dir, name + '_kill', kill,
-                                  num_workers), work_dir)
+                    _write_config(run_dir, name + '_kill', kill, num_workers),
+                    work_dir)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-5000:]
     resumed = _train(run_dir, _write_config(run_dir, name, None, num_workers),
                      work_dir, '--resume', *resume)
@@ -182,8 +188,8 @@ def test_killed_mid_epoch_resumes_exactly(run_dir, reference):
                                  _weights(work_dir)) == 0.0
     assert _losses(work_dir) == _losses(reference)
     resumed_logs = [
-        log for log in glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                          'scalars.json'))
+        log for log in glob.glob(
+            osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
         if '"iter": 6' in open(log).read()
     ]
     assert len(resumed_logs) == 1
@@ -210,17 +216,17 @@ def test_killed_while_saving_resumes_from_the_previous_checkpoint(
     it: no ``iter_4.pth`` exists, ``last_checkpoint`` still names
     ``epoch_1.pth``, and ``--resume`` continues from there exactly."""
     work_dir = str(run_dir / 'during_save')
-    killed = _train(run_dir,
-                    _write_config(run_dir, 'during_save_kill',
-                                  dict(at_iter=4, during_save=True)),
-                    work_dir)
+    killed = _train(
+        run_dir,
+        _write_config(run_dir, 'during_save_kill',
+                      dict(at_iter=4, during_save=True)), work_dir)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-5000:]
     assert not osp.exists(osp.join(work_dir, 'iter_4.pth'))
     assert len(glob.glob(osp.join(work_dir, '.tmp-iter_4.pth.*'))) == 1
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read().strip() == osp.join(work_dir, 'epoch_1.pth')
-    resumed = _train(run_dir, _write_config(run_dir, 'during_save'),
-                     work_dir, '--resume')
+    resumed = _train(run_dir, _write_config(run_dir, 'during_save'), work_dir,
+                     '--resume')
     assert resumed.returncode == 0, resumed.stdout[-5000:]
     assert max_weight_difference(_weights(reference),
                                  _weights(work_dir)) == 0.0

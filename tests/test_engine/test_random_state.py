@@ -4,8 +4,8 @@ import random
 import numpy as np
 import torch
 
-from mmdet_updetr.engine import (get_random_state, sample_random,
-                                 sample_seeds, set_random_state)
+from mmdet_updetr.engine import (get_random_state, sample_random, sample_seeds,
+                                 set_random_state)
 
 
 def _draws():

@@ -77,7 +77,9 @@ class ResumableCheckpointHook(CheckpointHook):
         ...     iter_interval=1000, max_keep_ckpts=3))
     """
 
-    def __init__(self, *args, iter_interval: Optional[int] = None,
+    def __init__(self,
+                 *args,
+                 iter_interval: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.iter_interval = iter_interval
@@ -145,8 +147,7 @@ class ResumableCheckpointHook(CheckpointHook):
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
         if (self.by_epoch and self.iter_interval
                 and self.every_n_train_iters(runner, self.iter_interval)
-                and not self.end_of_epoch(runner.train_dataloader,
-                                          batch_idx)):
+                and not self.end_of_epoch(runner.train_dataloader, batch_idx)):
             self._save_iter_checkpoint(runner)
 
     def _save_iter_checkpoint(self, runner: Runner) -> None:
@@ -155,8 +156,8 @@ class ResumableCheckpointHook(CheckpointHook):
         runner.logger.info(f'Saving checkpoint at {step} iterations')
         previous = self._last_iter_ckpt
         runner.message_hub.update_info(
-            _ITER_CKPT_KEY, self.file_backend.join_path(
-                self.out_dir, f'iter_{step}.pth'))
+            _ITER_CKPT_KEY,
+            self.file_backend.join_path(self.out_dir, f'iter_{step}.pth'))
         filename_tmpl, keep = self.filename_tmpl, self.max_keep_ckpts
         # The epoch checkpoints' bookkeeping is left alone.
         self.filename_tmpl, self.max_keep_ckpts = 'iter_{}.pth', -1
@@ -175,7 +176,8 @@ class ResumableCheckpointHook(CheckpointHook):
         """Gather the ranks' states, save, then remove dropped files."""
         # UP-DETR: a collective, before rank 0 alone saves.
         self._rank_states = all_gather_object({
-            type(hook).__name__: hook.rank_state_dict(runner)
+            type(hook).__name__:
+            hook.rank_state_dict(runner)
             for hook in runner.hooks if hasattr(hook, 'rank_state_dict')
         })
         backend = self.file_backend

@@ -102,8 +102,8 @@ class SkippedFilesHook(Hook):
             lines.append(f'  ... and {len(new) - self.max_names} more')
         print_log(
             f'Epoch {runner.epoch + 1}: {len(skips)} images skipped on all '
-            f'ranks ({len(counts)} files, {len(new)} not reported before)'
-            + (':\n' + '\n'.join(lines) if lines else ''),
+            f'ranks ({len(counts)} files, {len(new)} not reported before)' +
+            (':\n' + '\n'.join(lines) if lines else ''),
             logger='current')
         runner.message_hub.update_info(_NAMED_KEY, sorted(named | set(new)))
 

@@ -24,9 +24,7 @@ class ExactSinePositionalEncoding(SinePositionalEncoding):
         *args, **kwargs: Arguments of ``SinePositionalEncoding``.
     """
 
-    def forward(self,
-                mask: Tensor,
-                input: Optional[Tensor] = None) -> Tensor:
+    def forward(self, mask: Tensor, input: Optional[Tensor] = None) -> Tensor:
         """Encode positions; see ``SinePositionalEncoding.forward``.
 
         Args:

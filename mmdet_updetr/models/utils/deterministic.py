@@ -50,8 +50,7 @@ def bilinear_resize(x: Tensor, size: Tuple[int, int]) -> Tensor:
         Tensor: Of shape (N, C, H', W').
     """
     if not (x.is_cuda and torch.are_deterministic_algorithms_enabled()):
-        return F.interpolate(
-            x, size, mode='bilinear', align_corners=False)
+        return F.interpolate(x, size, mode='bilinear', align_corners=False)
     rows = _bilinear_weights(x.shape[-2], size[0], x)
     cols = _bilinear_weights(x.shape[-1], size[1], x)
     return rows @ x @ cols.t()

@@ -112,7 +112,8 @@ def test_auto_resume_falls_back_to_the_newest_good_checkpoint(tmp_path):
 def test_a_named_broken_file_is_refused(tmp_path):
     bad = tmp_path / 'iter_4.pth'
     bad.write_bytes(b'PK\x03\x04 cut short')
-    with pytest.raises(RuntimeError, match=f'Cannot resume from {bad}: it '
-                       'is truncated'):
+    with pytest.raises(
+            RuntimeError, match=f'Cannot resume from {bad}: it '
+            'is truncated'):
         ResumableCheckpointHook()._check_resume_file(
             _resume_runner(str(tmp_path), str(bad)))
