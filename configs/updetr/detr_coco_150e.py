@@ -7,9 +7,8 @@
 _base_ = [
     '../_base_/models/prenorm_detr_r50.py',
     '../_base_/datasets/coco_detection.py',
-    '../_base_/schedules/finetune_150e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/finetune_150e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 default_hooks = dict(checkpoint=dict(interval=10, max_keep_ckpts=3))

@@ -8,10 +8,9 @@
 _base_ = [
     '../_base_/models/updetr_r50_oneshot.py',
     '../_base_/datasets/oneshot_voc0712.py',
-    '../_base_/schedules/finetune_150e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/finetune_150e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 # 5 test episodes per class present in each of the 4952 test images (tens
 # of thousands): validate every 50 epochs, not every 10.

@@ -8,10 +8,9 @@
 _base_ = [
     '../_base_/models/prenorm_detr_r50.py',
     '../_base_/datasets/coco_panoptic.py',
-    '../_base_/schedules/finetune_300e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/finetune_300e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 model = dict(bbox_head=dict(num_classes=133))
 

@@ -6,10 +6,9 @@
 #   tools/dist_train.sh configs/updetr/detr_voc0712_300e.py 8
 _base_ = [
     '../_base_/models/prenorm_detr_r50.py', '../_base_/datasets/voc0712.py',
-    '../_base_/schedules/finetune_300e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/finetune_300e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
-custom_hooks = [dict(type='SafeCheckpointHook')]
 
 model = dict(bbox_head=dict(num_classes=20))
 

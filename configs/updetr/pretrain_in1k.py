@@ -5,13 +5,12 @@
 _base_ = [
     '../_base_/models/updetr_r50.py',
     '../_base_/datasets/imagenet_unlabeled.py',
-    '../_base_/schedules/pretrain_60e.py', 'mmdet::_base_/default_runtime.py'
+    '../_base_/schedules/pretrain_60e.py', '../_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_updetr'], allow_failed_imports=False)
 # QueryPatchVisHook draws Fig. 7 at validations, when a config has them
 # (pretrain_in1k_val.py, the demo); without validation it does nothing.
-custom_hooks = [
-    dict(type='SafeCheckpointHook'),
+custom_hooks = _base_.custom_hooks + [
     dict(type='QueryPatchVisHook', interval=1, num_images=3)
 ]
 
@@ -19,4 +18,8 @@ custom_hooks = [
 # ../_base_/models/prenorm_detr_r50.py (model.backbone.init_cfg); put the
 # file at checkpoints/swav_800ep_pretrain.pth.tar or point the key elsewhere.
 
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=3))
+# An epoch of ImageNet takes about 2 hours on 8 GPUs: a checkpoint every
+# 1000 iterations (~25 min) too, so a pre-empted run loses little (only the
+# newest iter_*.pth is kept).
+default_hooks = dict(
+    checkpoint=dict(interval=1, iter_interval=1000, max_keep_ckpts=3))

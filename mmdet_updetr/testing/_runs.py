@@ -37,7 +37,8 @@ def tiny_pretrain_cfg(tmp_path: Union[str, Path],
     cfg.work_dir = osp.join(tmp_path, 'work_dir')
     cfg.train_cfg.max_epochs = max_epochs
     cfg.param_scheduler[0].end = max_epochs
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    cfg.default_hooks.checkpoint = dict(
+        type='ResumableCheckpointHook', interval=1)
     cfg.default_hooks.logger.interval = 1
     cfg.log_level = 'WARNING'
     return cfg

@@ -11,8 +11,12 @@ optim_wrapper = dict(
         custom_keys={'backbone': dict(lr_mult=0.5, decay_mult=1.0)}))
 
 max_epochs = 150
+# mmengine's EpochBasedTrainLoop, continuing a mid-epoch checkpoint's epoch
+# at its next batch (see ../default_runtime.py).
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+    type='ResumableEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

@@ -11,7 +11,9 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
 
 max_epochs = 60
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+# mmengine's EpochBasedTrainLoop, continuing a mid-epoch checkpoint's epoch
+# at its next batch (see ../default_runtime.py).
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs)
 val_cfg = None
 test_cfg = None
 

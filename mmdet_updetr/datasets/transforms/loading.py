@@ -1,7 +1,8 @@
 """Image loading that never stops a run on a bad file."""
 import io
 import logging
-from typing import Optional, Set
+from collections import deque
+from typing import Deque, List, Optional, Set, Tuple
 
 import cv2
 import mmengine.fileio as fileio
@@ -13,6 +14,10 @@ from PIL import Image, ImageOps
 
 # Files already reported by this process, so each is reported once.
 _REPORTED_FILES: Set[str] = set()
+# Every skip in this process, (path, reason), until pop_skipped_images
+# takes them (SkippedFilesHook does, batch by batch); bounded, in case none
+# does.
+_SKIPPED: Deque[Tuple[str, str]] = deque(maxlen=100000)
 
 JPEG_SOI = b'\xff\xd8'  # start of image
 JPEG_SOS = b'\xff\xda'  # start of scan
@@ -22,13 +27,15 @@ PNG_IEND = b'IEND'
 
 
 def warn_bad_image(path: str, reason: str) -> None:
-    """Log a warning about a skipped image, once per file and process.
+    """Log a warning about a skipped image, once per file and process, and
+    record the skip for :func:`pop_skipped_images`.
 
     Args:
         path (str): The image's path.
         reason (str): Why it is skipped.
     """
     path = str(path)
+    _SKIPPED.append((path, reason))
     if path in _REPORTED_FILES:
         return
     _REPORTED_FILES.add(path)
@@ -37,6 +44,17 @@ def warn_bad_image(path: str, reason: str) -> None:
         'place.',
         logger='current',
         level=logging.WARNING)
+
+
+def pop_skipped_images() -> List[Tuple[str, str]]:
+    """Take the images this process skipped since the last call.
+
+    Returns:
+        list[tuple[str, str]]: ``(path, reason)`` per skip, in order.
+    """
+    skipped = list(_SKIPPED)
+    _SKIPPED.clear()
+    return skipped
 
 
 def find_truncation(data: bytes) -> Optional[str]:

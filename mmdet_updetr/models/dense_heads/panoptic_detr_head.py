@@ -9,6 +9,7 @@ from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from torch import Tensor, nn
 
 from ..layers import MaskHeadSmallConv, MHAttentionMap
+from ..utils import bilinear_resize
 from .matched_detr_head import MatchedDETRHead
 
 
@@ -220,10 +221,9 @@ class PanopticDETRHead(MatchedDETRHead):
             targets.append(masks[assigned_gt_inds[pos_inds]])
         # The reference's choice: upsample the predictions to the padded
         # input size rather than shrink the targets.
-        preds = F.interpolate(
-            torch.cat(preds)[:, None], (pad_h, pad_w),
-            mode='bilinear',
-            align_corners=False).flatten(1)
+        # (bilinear; deterministic on CUDA too, see bilinear_resize)
+        preds = bilinear_resize(torch.cat(preds)[:, None],
+                                (pad_h, pad_w)).flatten(1)
         targets = torch.cat(targets).flatten(1)
         num_masks = sum(len(gt) for gt in batch_gt_instances)
         num_masks = reduce_mean(preds.new_tensor(num_masks)).clamp(min=1)

@@ -1,9 +1,9 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
 from mmdet.models.detectors import DETR
-from mmdet.models.layers import SinePositionalEncoding
 from mmdet.registry import MODELS
 from torch import nn
 
+from ..layers import ExactSinePositionalEncoding
 from ..utils import UPDETRPretrainedInit
 
 
@@ -40,7 +40,8 @@ class PreNormDETR(DETR):
         pre-norm (and the group mask of :class:`UPDETR`) is chosen by
         config.
         """
-        self.positional_encoding = SinePositionalEncoding(
+        # UP-DETR: mmdet's encoding, also under deterministic CUDA.
+        self.positional_encoding = ExactSinePositionalEncoding(
             **self.positional_encoding)
         self.encoder = MODELS.build(
             self.encoder,

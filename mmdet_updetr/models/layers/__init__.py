@@ -1,6 +1,7 @@
 from .group_masked_decoder import GroupMaskedDecoder, group_attention_mask
 from .mask_attention import MHAttentionMap
 from .mask_head_small_conv import MaskHeadSmallConv
+from .positional_encoding import ExactSinePositionalEncoding
 from .prenorm_layers import (PreNormDetrTransformerDecoder,
                              PreNormDetrTransformerDecoderLayer,
                              PreNormDetrTransformerEncoder,
@@ -10,5 +11,5 @@ __all__ = [
     'GroupMaskedDecoder', 'group_attention_mask',
     'PreNormDetrTransformerEncoderLayer', 'PreNormDetrTransformerDecoderLayer',
     'PreNormDetrTransformerEncoder', 'PreNormDetrTransformerDecoder',
-    'MHAttentionMap', 'MaskHeadSmallConv'
+    'MHAttentionMap', 'MaskHeadSmallConv', 'ExactSinePositionalEncoding'
 ]

@@ -1,3 +1,7 @@
+from .deterministic import bilinear_resize, exact_nondeterministic_ops
 from .pretrained_init import UPDETRPretrainedInit, describe_mismatch
 
-__all__ = ['UPDETRPretrainedInit', 'describe_mismatch']
+__all__ = [
+    'UPDETRPretrainedInit', 'describe_mismatch', 'bilinear_resize',
+    'exact_nondeterministic_ops'
+]

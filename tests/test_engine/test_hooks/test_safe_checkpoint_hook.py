@@ -30,7 +30,6 @@ from mmdet_updetr.testing import get_config_path, tiny_pretrain_cfg
 
 REPO = Path(__file__).resolve().parents[3]
 HOOK = dict(type='SafeCheckpointHook')
-HOOK_SOURCE = "[dict(type='SafeCheckpointHook')]"
 
 
 def _top_level_assignments(path: str) -> dict:
@@ -44,22 +43,29 @@ def _top_level_assignments(path: str) -> dict:
 
 
 def test_every_config_lists_the_hook():
-    """Each config lists the hook or inherits it unchanged from a sibling
-    config (checked in the same loop); parsed, not loaded, to stay fast."""
+    """Our base runtime config lists the hook; each config inherits it
+    from there, through a sibling config (checked in the same loop) or
+    directly, and none replaces ``custom_hooks``; parsed, not loaded, to
+    stay fast."""
+    runtime = get_config_path('_base_/default_runtime.py')
+    hooks = _top_level_assignments(runtime)['custom_hooks']
+    assert "dict(type='SafeCheckpointHook')" in hooks
     folder = osp.dirname(get_config_path('updetr/pretrain_in1k.py'))
     configs = sorted(glob.glob(osp.join(folder, '*.py')))
     assert len(configs) > 20
     roots = 0
     for path in configs:
         assigned = _top_level_assignments(path)
+        # Only extended (pre-training adds its pictures' hook), never
+        # replaced.
+        hooks = assigned.get('custom_hooks', '_base_.custom_hooks +')
+        assert hooks.startswith('_base_.custom_hooks +'), path
         base = ast.literal_eval(assigned['_base_'])
         if isinstance(base, str) and base.startswith('./'):
-            assert 'custom_hooks' not in assigned, path
             assert osp.isfile(osp.join(folder, base)), path
         else:
             roots += 1
-            # It comes first; pre-training adds its pictures' hook.
-            assert assigned['custom_hooks'].startswith(HOOK_SOURCE[:-1]), path
+            assert '../_base_/default_runtime.py' in base, path
     assert roots == 9
 
 
