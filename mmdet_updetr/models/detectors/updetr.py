@@ -1,4 +1,5 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
+import contextlib
 from typing import Dict, Tuple
 
 import torch
@@ -42,8 +43,14 @@ class UPDETR(PreNormDETR):
             patch-feature size (2048 for ResNet-50). Defaults to 2048.
         mask_ratio (float): Probability, per query and image, that a query's
             patch feature is dropped in training. Defaults to 0.1.
-        freeze_backbone (bool): Keep the CNN fixed: no gradient, BatchNorm
-            in eval mode, left out of the optimizer. Defaults to True.
+        freeze_backbone (bool): Keep the CNN fixed: no gradient (nor
+            autograd graph), BatchNorm in eval mode, left out of the
+            optimizer. Defaults to True.
+        channels_last (bool): Run the CNN in ``torch.channels_last``
+            memory format (weights and inputs), faster on CPUs (oneDNN) and
+            GPUs (cuDNN, tensor cores); float32 features then differ from
+            the contiguous format's in the last bits only. Defaults to
+            True.
         query_shuffle (bool): Shuffle the object queries before the patch
             features are added, in training. Defaults to False.
         decoder (:obj:`ConfigDict` or dict): Config of the decoder, a
@@ -67,6 +74,7 @@ class UPDETR(PreNormDETR):
                  mask_ratio: float = 0.1,
                  freeze_backbone: bool = True,
                  query_shuffle: bool = False,
+                 channels_last: bool = True,
                  **kwargs) -> None:
         if num_patches < 1 or num_queries % num_patches:
             raise ValueError(
@@ -79,6 +87,7 @@ class UPDETR(PreNormDETR):
         self.mask_ratio = mask_ratio
         self.freeze_backbone = freeze_backbone
         self.query_shuffle = query_shuffle
+        self.channels_last = channels_last
         # UP-DETR: N, M and the feature size have one source, this model.
         decoder = {'type': 'GroupMaskedDecoder', **decoder}
         if _is_group_masked(decoder):
@@ -96,6 +105,10 @@ class UPDETR(PreNormDETR):
             **kwargs)
         if freeze_backbone:
             self.backbone.requires_grad_(False).eval()
+        if channels_last:
+            # UP-DETR: weights in the format of the inputs (no reorder per
+            # call); load_state_dict and init keep the format.
+            self.backbone.to(memory_format=torch.channels_last)
 
     def _init_layers(self) -> None:
         """Initialize the transformer and queries, then ``patch2query``."""
@@ -110,6 +123,39 @@ class UPDETR(PreNormDETR):
             # UP-DETR: BatchNorm statistics of the frozen CNN never change.
             self.backbone.eval()
         return self
+
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
+        """The image features: :meth:`forward_backbone`, then the neck.
+
+        Args:
+            batch_inputs (Tensor): Images, has shape (bs, 3, H, W).
+
+        Returns:
+            tuple[Tensor]: Feature maps of the neck, each (bs, dim, h, w).
+        """
+        feats = self.forward_backbone(batch_inputs)
+        return self.neck(feats) if self.with_neck else feats
+
+    def forward_backbone(self, imgs: Tensor) -> Tuple[Tensor]:
+        """The CNN's feature maps of images or query patches.
+
+        The frozen CNN runs without autograd (no graph, nothing kept for a
+        backward); in ``channels_last`` if set; under the caller's
+        ``torch.autocast`` (``--amp``: bfloat16 / float16 features).
+
+        Args:
+            imgs (Tensor): Has shape (n, 3, h, w).
+
+        Returns:
+            tuple[Tensor]: The CNN's outputs, contiguous, each (n, c, h', w').
+        """
+        if self.channels_last:
+            imgs = imgs.contiguous(memory_format=torch.channels_last)
+        # UP-DETR: the frozen CNN needs no autograd graph.
+        with torch.no_grad() if self.freeze_backbone else \
+                contextlib.nullcontext():
+            feats = self.backbone(imgs)
+        return tuple(feat.contiguous() for feat in feats)
 
     def extract_patch_feat(self, batch_data_samples: SampleList) -> Tensor:
         """Globally pooled CNN features of the query patches.
@@ -131,9 +177,10 @@ class UPDETR(PreNormDETR):
         if num_groups > self.num_patches:
             raise ValueError(f'got {num_groups} query patches per image; '
                              f'this model has {self.num_patches} groups')
-        # UP-DETR: all patches of the batch in one pass of the same CNN.
-        feats = self.backbone(patches.flatten(0, 1))[-1]
-        return feats.mean(dim=(2, 3)).view(bs, num_groups, -1)
+        # UP-DETR: all patches of the batch in one pass of the same CNN;
+        # pooled in float32 (the reconstruction targets).
+        feats = self.forward_backbone(patches.flatten(0, 1))[-1]
+        return feats.float().mean(dim=(2, 3)).view(bs, num_groups, -1)
 
     def pre_transformer(
             self,
