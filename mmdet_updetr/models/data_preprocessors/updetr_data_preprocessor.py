@@ -81,9 +81,18 @@ class UPDETRDataPreprocessor(DetDataPreprocessor):
         """
         # UP-DETR: float32 pixel work, even inside the optim wrapper's
         # autocast.
+        # UP-DETR: the augmentation parameters stay on the host, where the
+        # choice of ops reads them (cast_data would upload them, and reading
+        # them back would wait for the device).
+        host_params = [
+            s.get('query_patch_aug') for s in data.get('data_samples') or []
+        ]
         with autocast_off(self.device):
             data = super().forward(data=data, training=training)
             data_samples = data['data_samples']
+            for sample, params in zip(data_samples or [], host_params):
+                if params is not None:
+                    sample.query_patch_aug = params
             if data_samples and any('query_patches' in sample
                                     for sample in data_samples):
                 patches = self.preprocess_patches(data_samples)
