@@ -9,6 +9,14 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 
+def _has_autocast(device_type: str) -> bool:
+    """Whether ``torch.autocast`` exists for a device type."""
+    try:
+        return torch.amp.is_autocast_available(device_type)
+    except RuntimeError:  # not a device type at all
+        return False
+
+
 @OPTIM_WRAPPERS.register_module()
 class BF16AmpOptimWrapper(OptimWrapper):
     """``OptimWrapper`` that runs the forward under bfloat16 autocast.
@@ -32,8 +40,7 @@ class BF16AmpOptimWrapper(OptimWrapper):
 
     def __init__(self, device_type: Optional[str] = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        if device_type is not None and not torch.amp.is_autocast_available(
-                device_type):
+        if device_type is not None and not _has_autocast(device_type):
             raise ValueError(f'BF16AmpOptimWrapper: device_type '
                              f'{device_type!r} has no torch.autocast; use '
                              "'cpu' or 'cuda' (or None: the model's device)")

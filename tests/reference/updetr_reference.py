@@ -213,7 +213,9 @@ class ResNet50Body(ResNet18Body):
         for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2),
                                        (512, 3, 2)):
             stage = [Bottleneck(inplanes, planes, stride)]
-            stage += [Bottleneck(planes * 4, planes) for _ in range(blocks - 1)]
+            stage += [
+                Bottleneck(planes * 4, planes) for _ in range(blocks - 1)
+            ]
             layers.append(nn.Sequential(*stage))
             inplanes = planes * 4
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
@@ -852,8 +854,9 @@ def build_reference(num_queries: int = 100,
     Returns:
         tuple[UPDETR, SetCriterion]: The model and its criterion.
     """
-    backbone = Joiner(Backbone(depth),
-                      PositionEmbeddingSine(hidden_dim // 2, normalize=True))
+    backbone = Joiner(
+        Backbone(depth),
+        PositionEmbeddingSine(hidden_dim // 2, normalize=True))
     transformer = Transformer(hidden_dim, nheads, enc_layers, dec_layers,
                               dim_feedforward, dropout, pre_norm)
     model = UPDETR(

@@ -36,8 +36,9 @@ def float32_losses(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        tensors = [a for a in (*args, *kwargs.values())
-                   if isinstance(a, Tensor)]
+        tensors = [
+            a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)
+        ]
         device_type = tensors[0].device.type if tensors else 'cpu'
         args = tuple(_to_float32(a) for a in args)
         kwargs = {k: _to_float32(v) for k, v in kwargs.items()}
