@@ -51,7 +51,9 @@ Examples::
 import argparse
 import contextlib
 import copy
+import ctypes
 import functools
+import gc
 import math
 import resource
 import statistics
@@ -244,9 +246,13 @@ def sync(device: str) -> None:
 def reset_peak_memory(device: str) -> None:
     """Start a new peak: CUDA's statistics, or the process' peak RSS
     (Linux's ``clear_refs``; where refused, the peak stays the process')."""
+    gc.collect()  # the previous run's model and optimizer
     if device == 'cuda':
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL('libc.so.6').malloc_trim(0)  # glibc: give freed memory
     with contextlib.suppress(OSError):
         with open('/proc/self/clear_refs', 'w') as file:
             file.write('5')

@@ -46,11 +46,6 @@ class UPDETR(PreNormDETR):
         freeze_backbone (bool): Keep the CNN fixed: no gradient (nor
             autograd graph), BatchNorm in eval mode, left out of the
             optimizer. Defaults to True.
-        channels_last (bool): Run the CNN in ``torch.channels_last``
-            memory format (weights and inputs), faster on CPUs (oneDNN) and
-            GPUs (cuDNN, tensor cores); float32 features then differ from
-            the contiguous format's in the last bits only. Defaults to
-            True.
         query_shuffle (bool): Shuffle the object queries before the patch
             features are added, in training. Defaults to False.
         decoder (:obj:`ConfigDict` or dict): Config of the decoder, a
@@ -74,7 +69,6 @@ class UPDETR(PreNormDETR):
                  mask_ratio: float = 0.1,
                  freeze_backbone: bool = True,
                  query_shuffle: bool = False,
-                 channels_last: bool = True,
                  **kwargs) -> None:
         if num_patches < 1 or num_queries % num_patches:
             raise ValueError(
@@ -87,7 +81,6 @@ class UPDETR(PreNormDETR):
         self.mask_ratio = mask_ratio
         self.freeze_backbone = freeze_backbone
         self.query_shuffle = query_shuffle
-        self.channels_last = channels_last
         # UP-DETR: N, M and the feature size have one source, this model.
         decoder = {'type': 'GroupMaskedDecoder', **decoder}
         if _is_group_masked(decoder):
@@ -105,10 +98,6 @@ class UPDETR(PreNormDETR):
             **kwargs)
         if freeze_backbone:
             self.backbone.requires_grad_(False).eval()
-        if channels_last:
-            # UP-DETR: weights in the format of the inputs (no reorder per
-            # call); load_state_dict and init keep the format.
-            self.backbone.to(memory_format=torch.channels_last)
 
     def _init_layers(self) -> None:
         """Initialize the transformer and queries, then ``patch2query``."""
@@ -124,24 +113,13 @@ class UPDETR(PreNormDETR):
             self.backbone.eval()
         return self
 
-    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
-        """The image features: :meth:`forward_backbone`, then the neck.
-
-        Args:
-            batch_inputs (Tensor): Images, has shape (bs, 3, H, W).
-
-        Returns:
-            tuple[Tensor]: Feature maps of the neck, each (bs, dim, h, w).
-        """
-        feats = self.forward_backbone(batch_inputs)
-        return self.neck(feats) if self.with_neck else feats
-
     def forward_backbone(self, imgs: Tensor) -> Tuple[Tensor]:
         """The CNN's feature maps of images or query patches.
 
-        The frozen CNN runs without autograd (no graph, nothing kept for a
-        backward); in ``channels_last`` if set; under the caller's
-        ``torch.autocast`` (``--amp``: bfloat16 / float16 features).
+        :class:`PreNormDETR`'s (``channels_last``), without autograd when the
+        CNN is frozen (no graph, nothing kept for a backward); under the
+        caller's ``torch.autocast`` (``--amp``: bfloat16 / float16
+        features).
 
         Args:
             imgs (Tensor): Has shape (n, 3, h, w).
@@ -149,13 +127,10 @@ class UPDETR(PreNormDETR):
         Returns:
             tuple[Tensor]: The CNN's outputs, contiguous, each (n, c, h', w').
         """
-        if self.channels_last:
-            imgs = imgs.contiguous(memory_format=torch.channels_last)
         # UP-DETR: the frozen CNN needs no autograd graph.
         with torch.no_grad() if self.freeze_backbone else \
                 contextlib.nullcontext():
-            feats = self.backbone(imgs)
-        return tuple(feat.contiguous() for feat in feats)
+            return super().forward_backbone(imgs)
 
     def extract_patch_feat(self, batch_data_samples: SampleList) -> Tensor:
         """Globally pooled CNN features of the query patches.
