@@ -66,6 +66,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 from mmdet.registry import MODELS, TRANSFORMS
+from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.optim import OptimWrapper, build_optim_wrapper
@@ -221,7 +222,8 @@ def make_batch(patch_transform: Callable, pack: Callable, batch_size: int,
 def make_det_batch(pack: Callable, batch_size: int, img_size: Sequence[int],
                    num_boxes: int, num_classes: int) -> dict:
     """A synthetic detection batch: noise images with ``num_boxes`` random
-    boxes (at least 8 pixels a side) of random classes each."""
+    boxes (at least 8 pixels a side, ``HorizontalBoxes`` as mmdet's
+    ``LoadAnnotations`` gives them) of random classes each."""
     height, width = img_size
     samples = []
     for idx in range(batch_size):
@@ -230,7 +232,7 @@ def make_det_batch(pack: Callable, batch_size: int, img_size: Sequence[int],
         wh = np.random.uniform(8, [width, height], (num_boxes, 2))
         boxes = np.concatenate([xy, np.minimum(xy + wh, [width, height])], 1)
         results.update(
-            gt_bboxes=boxes.astype(np.float32),
+            gt_bboxes=HorizontalBoxes(boxes.astype(np.float32)),
             gt_bboxes_labels=np.random.randint(0, num_classes, num_boxes),
             gt_ignore_flags=np.zeros(num_boxes, bool))
         samples.append(pack(results))
