@@ -452,7 +452,12 @@ def benchmark_reference(cfg: Config,
     """
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from tests.reference import updetr_reference as ref
+    try:
+        from tests.reference import updetr_reference as ref
+    except ImportError as err:
+        raise ImportError(
+            f'--reference needs {REPO_ROOT}/tests/reference (a source '
+            f'checkout of mmdet-updetr): {err}') from None
     shape = _model_shape(cfg)
     patch_size = shape.pop('patch_size')
     torch.manual_seed(args.seed)
