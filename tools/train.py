@@ -12,6 +12,7 @@ import logging
 import os
 import os.path as osp
 
+import torch
 from mmdet.registry import RUNNERS
 from mmdet.utils import setup_cache_size_limit_of_dynamo
 from mmengine.config import Config, DictAction
@@ -71,9 +72,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def enable_amp(cfg: Config) -> None:
-    """Switch the config's ``OptimWrapper`` to ``AmpOptimWrapper``."""
+    """Switch the config's ``OptimWrapper`` to mixed precision.
+
+    mmengine's ``AmpOptimWrapper`` (float16, dynamic loss scale) on CUDA;
+    UP-DETR: ``BF16AmpOptimWrapper`` (bfloat16 autocast) without CUDA, where
+    mmengine's refuses to run.
+    """
     optim_wrapper = cfg.optim_wrapper.type
-    if optim_wrapper == 'AmpOptimWrapper':
+    if optim_wrapper in ('AmpOptimWrapper', 'BF16AmpOptimWrapper'):
         print_log(
             'AMP training is already enabled in your config.',
             logger='current',
@@ -82,8 +88,11 @@ def enable_amp(cfg: Config) -> None:
         assert optim_wrapper == 'OptimWrapper', (
             '`--amp` is only supported when the optimizer wrapper type is '
             f'`OptimWrapper` but got {optim_wrapper}.')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+        else:
+            cfg.optim_wrapper.type = 'BF16AmpOptimWrapper'
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:

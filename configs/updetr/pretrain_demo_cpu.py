@@ -45,6 +45,7 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(
         _delete_=True,
         type='DemoPhotoDataset',

@@ -7,9 +7,11 @@ import it from here, and it imports neither of them.
 """
 from .patch_augmentation import (AUG_COL, AUG_PARAM_NAMES, IDENTITY_AUG_PARAMS,
                                  NUM_AUG_PARAMS, QueryPatchAugmentation,
-                                 augment_patches, identity_aug_params)
+                                 augment_patches, autocast_off,
+                                 identity_aug_params)
 
 __all__ = [
     'QueryPatchAugmentation', 'augment_patches', 'identity_aug_params',
-    'AUG_PARAM_NAMES', 'AUG_COL', 'NUM_AUG_PARAMS', 'IDENTITY_AUG_PARAMS'
+    'AUG_PARAM_NAMES', 'AUG_COL', 'NUM_AUG_PARAMS', 'IDENTITY_AUG_PARAMS',
+    'autocast_off'
 ]

@@ -1,5 +1,6 @@
 from .atomic_backend import (ATOMIC_BACKEND, AtomicLocalBackend,
                              checkpoint_problem)
+from .bf16_optim_wrapper import BF16AmpOptimWrapper
 from .checkpoint import SAFE_GLOBALS, enable_safe_checkpoints
 from .dist import init_cpu_process_group, setup_cpu_dist, teardown_cpu_dist
 from .hooks import (QueryPatchVisHook, RandomStateHook,
@@ -17,5 +18,6 @@ __all__ = [
     'AtomicLocalBackend', 'checkpoint_problem', 'ResumableCheckpointHook',
     'RandomStateHook', 'SkippedFilesHook', 'get_random_state',
     'set_random_state', 'sample_seeds', 'sample_random',
-    'ResumableEpochBasedTrainLoop', 'SkippingBatchSampler', 'QueryPatchVisHook'
+    'ResumableEpochBasedTrainLoop', 'SkippingBatchSampler',
+    'QueryPatchVisHook', 'BF16AmpOptimWrapper'
 ]

@@ -175,13 +175,70 @@ class ResNet18Body(nn.Module):
         return {'0': x}
 
 
-class Backbone(nn.Module):
-    """``models.backbone.Backbone`` / ``BackboneBase`` (frozen ResNet-18)."""
+class Bottleneck(nn.Module):
+    """``torchvision.models.resnet.Bottleneck`` (stride on the 3x3 conv)
+    with FrozenBatchNorm2d."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = FrozenBatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = FrozenBatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = FrozenBatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                FrozenBatchNorm2d(planes * 4))
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet50Body(ResNet18Body):
+    """torchvision's ResNet-50 behind ``IntermediateLayerGetter`` (the
+    reference's CNN; used for timing the reference's step at its real
+    size, ``tools/analysis_tools/benchmark_pretrain.py --reference``)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = ResNet18Body()
-        self.num_channels = 512
+        layers, inplanes = [], 64
+        for planes, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2),
+                                       (512, 3, 2)):
+            stage = [Bottleneck(inplanes, planes, stride)]
+            stage += [
+                Bottleneck(planes * 4, planes) for _ in range(blocks - 1)
+            ]
+            layers.append(nn.Sequential(*stage))
+            inplanes = planes * 4
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    m.weight, mode='fan_out', nonlinearity='relu')
+
+
+class Backbone(nn.Module):
+    """``models.backbone.Backbone`` / ``BackboneBase`` (frozen ResNet).
+
+    Args:
+        depth (int): 18 (the tests' size) or 50 (the reference's).
+            Defaults to 18.
+    """
+
+    def __init__(self, depth: int = 18) -> None:
+        super().__init__()
+        if depth not in (18, 50):
+            raise ValueError(f'depth must be 18 or 50, got {depth}')
+        self.body = ResNet18Body() if depth == 18 else ResNet50Body()
+        self.num_channels = 512 if depth == 18 else 2048
         for parameter in self.body.parameters():
             parameter.requires_grad_(False)
 
@@ -786,8 +843,10 @@ def build_reference(num_queries: int = 100,
                     dim_feedforward: int = 2048,
                     dropout: float = 0.1,
                     pre_norm: bool = True,
-                    mask_ratio: float = 0.1) -> Tuple[UPDETR, SetCriterion]:
-    """``models.build_model`` for ``--dataset_file ImageNet`` (ResNet-18).
+                    mask_ratio: float = 0.1,
+                    depth: int = 18) -> Tuple[UPDETR, SetCriterion]:
+    """``models.build_model`` for ``--dataset_file ImageNet`` (ResNet-18, or
+    the reference's ResNet-50 with ``depth=50``).
 
     ``aux_loss`` and ``feature_recon`` on, ``lr_backbone`` 0 (frozen CNN),
     ``num_classes`` 2, matcher costs 1 / 5 / 2 and ``eos_coef`` = M / N.
@@ -795,8 +854,9 @@ def build_reference(num_queries: int = 100,
     Returns:
         tuple[UPDETR, SetCriterion]: The model and its criterion.
     """
-    backbone = Joiner(Backbone(),
-                      PositionEmbeddingSine(hidden_dim // 2, normalize=True))
+    backbone = Joiner(
+        Backbone(depth),
+        PositionEmbeddingSine(hidden_dim // 2, normalize=True))
     transformer = Transformer(hidden_dim, nheads, enc_layers, dec_layers,
                               dim_feedforward, dropout, pre_norm)
     model = UPDETR(

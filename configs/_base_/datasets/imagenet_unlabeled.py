@@ -55,6 +55,8 @@ train_dataloader = dict(
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
+    # Page-locked image batches: asynchronous uploads to the GPU.
+    pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(

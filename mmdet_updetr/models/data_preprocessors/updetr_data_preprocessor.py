@@ -8,7 +8,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import SampleList
 from torch import Tensor
 
-from mmdet_updetr.augmentation import augment_patches
+from mmdet_updetr.augmentation import augment_patches, autocast_off
 
 
 @MODELS.register_module()
@@ -29,6 +29,11 @@ class UPDETRDataPreprocessor(DetDataPreprocessor):
     ``mean`` and ``std``. Each data sample's ``query_patches`` is replaced by
     its float32 patches of shape (M, 3, ph, pw); patch ``i`` still belongs
     to ``gt_instances.bboxes[i]``.
+
+    The whole preprocessing (images and patches) runs with
+    ``torch.autocast`` switched off: ``BaseModel.train_step`` calls it inside
+    the optimizer wrapper's autocast (``--amp``), and its outputs are float32
+    as without autocast.
 
     The augmentation is applied whatever ``training`` is: its parameters say
     whether a patch is augmented (the identity for validation pipelines).
@@ -74,13 +79,25 @@ class UPDETRDataPreprocessor(DetDataPreprocessor):
             dict: ``inputs`` (Tensor (B, 3, H, W)) and ``data_samples``, whose
             ``query_patches`` are float32 (M, 3, ph, pw) on the device.
         """
-        data = super().forward(data=data, training=training)
-        data_samples = data['data_samples']
-        if data_samples and any('query_patches' in sample
-                                for sample in data_samples):
-            patches = self.preprocess_patches(data_samples)
-            for sample, sample_patches in zip(data_samples, patches):
-                sample.query_patches = sample_patches
+        # UP-DETR: float32 pixel work, even inside the optim wrapper's
+        # autocast.
+        # UP-DETR: the augmentation parameters stay on the host, where the
+        # choice of ops reads them (cast_data would upload them, and reading
+        # them back would wait for the device).
+        host_params = [
+            s.get('query_patch_aug') for s in data.get('data_samples') or []
+        ]
+        with autocast_off(self.device):
+            data = super().forward(data=data, training=training)
+            data_samples = data['data_samples']
+            for sample, params in zip(data_samples or [], host_params):
+                if params is not None:
+                    sample.query_patch_aug = params
+            if data_samples and any('query_patches' in sample
+                                    for sample in data_samples):
+                patches = self.preprocess_patches(data_samples)
+                for sample, sample_patches in zip(data_samples, patches):
+                    sample.query_patches = sample_patches
         return data
 
     def stack_patches(self,

@@ -10,6 +10,8 @@ from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..utils import float32_losses
+
 
 class MatchedDETRHead(DETRHead):
     """DETR's head whose targets say which ground truth each query matched.
@@ -83,6 +85,8 @@ class MatchedDETRHead(DETRHead):
                                                 batch_img_metas,
                                                 batch_gt_instances_ignore)[0]
 
+    # UP-DETR: matching and losses in float32, even under autocast.
+    @float32_losses
     def loss_and_assignment_by_feat(
         self,
         all_layers_cls_scores: Tensor,
@@ -108,7 +112,8 @@ class MatchedDETRHead(DETRHead):
             layer the ``assigned_gt_inds_list`` of :meth:`get_targets`
             (per image (num_queries, ), -1 where unmatched), and per decoder
             layer the box losses' ``avg_factor``: the number of matched
-            queries, averaged over GPUs, at least 1.
+            queries, averaged over GPUs, at least 1. They are computed in
+            float32 whatever ``torch.autocast`` says.
         """
         assert batch_gt_instances_ignore is None, \
             f'{self.__class__.__name__} only supports ' \

@@ -9,7 +9,7 @@ from mmdet.utils import ConfigType, InstanceList, OptInstanceList, reduce_mean
 from torch import Tensor, nn
 
 from ..layers import MaskHeadSmallConv, MHAttentionMap
-from ..utils import bilinear_resize
+from ..utils import bilinear_resize, float32_losses
 from .matched_detr_head import MatchedDETRHead
 
 
@@ -149,6 +149,8 @@ class PanopticDETRHead(MatchedDETRHead):
         outs = self(hidden_states, memory, memory_mask, mask_feats)
         return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas)
 
+    # UP-DETR: the mask losses in float32, even under autocast.
+    @float32_losses
     def loss_by_feat(
         self,
         all_layers_cls_scores: Tensor,
@@ -213,8 +215,9 @@ class PanopticDETRHead(MatchedDETRHead):
                 zip(assigned_gt_inds_list, batch_gt_instances)):
             pos_inds = torch.nonzero(assigned_gt_inds >= 0).squeeze(-1)
             preds.append(mask_preds[i, pos_inds])
-            masks = gt_instances.masks.to_tensor(mask_preds.dtype,
-                                                 mask_preds.device)
+            # uint8 to the device, float there (4x less to copy).
+            masks = gt_instances.masks.to_tensor(
+                torch.uint8, mask_preds.device).to(mask_preds.dtype)
             masks = F.pad(
                 masks,
                 (0, pad_w - masks.shape[-1], 0, pad_h - masks.shape[-2]))

@@ -12,6 +12,7 @@ from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..utils import float32_losses
 from .matched_detr_head import MatchedDETRHead
 
 
@@ -126,6 +127,8 @@ class UPDETRHead(MatchedDETRHead):
             all_layers_feat_preds=feat_preds[0] if feat_preds else None,
             patch_feats=patch_feats)
 
+    # UP-DETR: the reconstruction loss in float32, even under autocast.
+    @float32_losses
     def loss_by_feat(
             self,
             all_layers_cls_scores: Tensor,

@@ -1,4 +1,5 @@
 # Copyright (c) mmdet-updetr contributors. All rights reserved.
+import contextlib
 from typing import Dict, Tuple
 
 import torch
@@ -42,8 +43,9 @@ class UPDETR(PreNormDETR):
             patch-feature size (2048 for ResNet-50). Defaults to 2048.
         mask_ratio (float): Probability, per query and image, that a query's
             patch feature is dropped in training. Defaults to 0.1.
-        freeze_backbone (bool): Keep the CNN fixed: no gradient, BatchNorm
-            in eval mode, left out of the optimizer. Defaults to True.
+        freeze_backbone (bool): Keep the CNN fixed: no gradient (nor
+            autograd graph), BatchNorm in eval mode, left out of the
+            optimizer. Defaults to True.
         query_shuffle (bool): Shuffle the object queries before the patch
             features are added, in training. Defaults to False.
         decoder (:obj:`ConfigDict` or dict): Config of the decoder, a
@@ -111,6 +113,25 @@ class UPDETR(PreNormDETR):
             self.backbone.eval()
         return self
 
+    def forward_backbone(self, imgs: Tensor) -> Tuple[Tensor]:
+        """The CNN's feature maps of images or query patches.
+
+        :class:`PreNormDETR`'s (``channels_last``), without autograd when the
+        CNN is frozen (no graph, nothing kept for a backward); under the
+        caller's ``torch.autocast`` (``--amp``: bfloat16 / float16
+        features).
+
+        Args:
+            imgs (Tensor): Has shape (n, 3, h, w).
+
+        Returns:
+            tuple[Tensor]: The CNN's outputs, contiguous, each (n, c, h', w').
+        """
+        # UP-DETR: the frozen CNN needs no autograd graph.
+        with torch.no_grad() if self.freeze_backbone else \
+                contextlib.nullcontext():
+            return super().forward_backbone(imgs)
+
     def extract_patch_feat(self, batch_data_samples: SampleList) -> Tensor:
         """Globally pooled CNN features of the query patches.
 
@@ -131,9 +152,10 @@ class UPDETR(PreNormDETR):
         if num_groups > self.num_patches:
             raise ValueError(f'got {num_groups} query patches per image; '
                              f'this model has {self.num_patches} groups')
-        # UP-DETR: all patches of the batch in one pass of the same CNN.
-        feats = self.backbone(patches.flatten(0, 1))[-1]
-        return feats.mean(dim=(2, 3)).view(bs, num_groups, -1)
+        # UP-DETR: all patches of the batch in one pass of the same CNN;
+        # pooled in float32 (the reconstruction targets).
+        feats = self.forward_backbone(patches.flatten(0, 1))[-1]
+        return feats.float().mean(dim=(2, 3)).view(bs, num_groups, -1)
 
     def pre_transformer(
             self,

@@ -76,7 +76,7 @@ class UPDETRPanoptic(PreNormDETR):
             neck's output (bs, dim, H / 32, W / 32), last (the one the
             transformer reads).
         """
-        feats = self.backbone(batch_inputs)
+        feats = self.forward_backbone(batch_inputs)
         if len(feats) != 4:
             raise ValueError(
                 f'the backbone gives {len(feats)} feature maps; the mask '

@@ -162,3 +162,23 @@ def test_same_keys_and_outputs_as_before_the_split(name, keys):
         for k, v in got.items()
     } == pytest.approx(
         losses, abs=1e-5, rel=1e-5)
+
+
+def test_cnn_runs_channels_last_and_gives_contiguous_features():
+    model = _model().eval()
+    assert model.channels_last
+    assert model.backbone.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    plain = _model(channels_last=False).eval()
+    plain.load_state_dict(model.state_dict())
+    assert plain.backbone.conv1.weight.is_contiguous()
+    inputs, _ = tiny_batch()
+    feats = model.forward_backbone(inputs)
+    expected = plain.backbone(inputs)
+    for feat, value in zip(feats, expected):
+        assert feat.is_contiguous()  # the transformer flattens it
+        # The same convolutions, summed in another order.
+        torch.testing.assert_close(feat, value, rtol=1e-5, atol=1e-5)
+    # Without channels_last: exactly the plain CNN's features.
+    for feat, value in zip(plain.forward_backbone(inputs), expected):
+        assert torch.equal(feat, value)

@@ -150,3 +150,24 @@ def test_decoder_type_chooses_the_group_mask(decoder, expected):
         assert masks[0] is None
     else:
         assert torch.equal(masks[0], expected)
+
+
+def test_frozen_cnn_builds_no_autograd_graph():
+    inputs, _ = tiny_batch(2)
+    frozen = _model().train().forward_backbone(inputs)[-1]
+    assert not frozen.requires_grad and frozen.grad_fn is None
+    trainable = _model(freeze_backbone=False).train()
+    assert trainable.forward_backbone(inputs)[-1].grad_fn is not None
+
+
+def test_cnn_autocasts_and_patch_features_stay_float32():
+    model = _model().train()
+    inputs, samples = tiny_batch(2)
+    with torch.autocast('cpu', torch.bfloat16):
+        img_feats = model.forward_backbone(inputs)[-1]
+        patch_feats = model.extract_patch_feat(samples)
+    assert img_feats.dtype == torch.bfloat16
+    # The reconstruction targets: pooled in float32.
+    assert patch_feats.dtype == torch.float32
+    torch.testing.assert_close(
+        patch_feats, model.extract_patch_feat(samples), rtol=0.02, atol=0.02)
